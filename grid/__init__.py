@@ -1,0 +1,1 @@
+"""hcld-grid: named grids, Ray Tune / local scheduling, the result store, reports and the CLI."""

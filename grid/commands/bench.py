@@ -1,0 +1,19 @@
+"""`hcld-grid bench ...`: benchmarks that print measured figures and write CSVs under results/bench/."""
+
+import click
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (kernels, training epochs, grid scheduling overhead)."""
+
+
+def _register() -> None:
+    from grid.commands import bench_epochs, bench_kernels, bench_scheduler
+
+    bench.add_command(bench_kernels.kernels)
+    bench.add_command(bench_epochs.epochs)
+    bench.add_command(bench_scheduler.scheduler)
+
+
+_register()
