@@ -1,0 +1,111 @@
+"""Result store: content ids, atomic appends, dedupe, retry budget, the run lock."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from grid import store as store_mod
+from grid.store import SCHEMA, ResultStore, RunLock, code_version, trial_id
+from hcld.config import TrialConfig
+from hcld.errors import HcldError
+
+
+def row(tid, status="done", attempts=1, **extra):
+    base = {"trial_id": tid, "grid": "g", "status": status, "attempts": attempts,
+            "emo_ua": 0.5 if status == "done" else None, "error": None if status == "done" else "boom"}
+    return {**base, **extra}
+
+
+def test_trial_id_is_stable_and_sensitive_to_what_decides_the_outcome():
+    c = TrialConfig()
+    tid = trial_id(c, 0, "data1")
+    assert tid == trial_id(TrialConfig(), 0, "data1") and len(tid) == 16
+    others = {trial_id(c.replace(lr=1e-3), 0, "data1"), trial_id(c, 1, "data1"),
+              trial_id(c, 0, "data2"), trial_id(c, 0, "data1", version="other")}
+    assert tid not in others and len(others) == 4
+
+
+def test_code_version_is_package_version_plus_source_hash(monkeypatch):
+    v = code_version()
+    assert v.startswith("0.1.0+") and v == code_version()
+    monkeypatch.setattr(store_mod, "_code_version", None)
+    assert code_version() == v  # recomputed from the same sources
+
+
+def test_append_writes_schema_and_keeps_every_attempt(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    assert s.rows() == []
+    s.append([row("a", "failed", 1)])
+    s.append([row("a", "done", 2, emo_wa=float("inf")), row("b")])
+    table = pq.read_table(s.path)
+    assert table.schema.names == SCHEMA.names
+    rows = s.rows()
+    assert [(r["trial_id"], r["status"], r["attempts"]) for r in rows] == \
+        [("a", "failed", 1), ("a", "done", 2), ("b", "done", 1)]
+    assert rows[0]["emo_ua"] is None and rows[0]["error"] == "boom"
+    assert math.isnan(rows[1]["emo_wa"])  # non-finite metrics are stored as NaN
+    assert not list(s.folder.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_a_second_done_row_for_a_trial_is_dropped(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    s.append([row("a")])
+    s.append([row("a"), row("a")])
+    assert len(s.rows()) == 1
+
+
+def test_plan_splits_done_pending_and_given_up(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    s.append([row("done1"), row("failed_once", "failed", 1),
+              row("failed_twice", "failed", 1), row("failed_twice", "failed", 2)])
+    plan = s.plan(["done1", "failed_once", "failed_twice", "new"], max_failures=1)
+    assert plan.done == ["done1"]
+    assert plan.pending == ["failed_once", "new"]
+    assert plan.gave_up == ["failed_twice"]
+    assert plan.attempts == {"done1": 1, "failed_once": 1, "failed_twice": 2, "new": 0}
+    assert s.plan(["failed_twice"], max_failures=2).pending == ["failed_twice"]
+
+
+def test_unreadable_store_is_an_error_not_overwritten(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    s.folder.mkdir(parents=True)
+    s.path.write_bytes(b"not parquet")
+    with pytest.raises(HcldError, match="trials.parquet"):
+        s.append([row("a")])
+    assert s.path.read_bytes() == b"not parquet"
+
+
+def test_lock_refuses_a_second_run_and_names_the_holder(tmp_path):
+    with RunLock(tmp_path):
+        with pytest.raises(HcldError) as info:
+            RunLock(tmp_path).acquire()
+        assert f"pid {os.getpid()}" in str(info.value) and "in use" in str(info.value)
+    with RunLock(tmp_path):  # released on exit
+        pass
+
+
+def test_lock_of_a_killed_process_is_released(tmp_path):
+    code = ("import sys, time; from grid.store import RunLock; "
+            f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(HcldError, match=f"pid {proc.pid}"):
+            RunLock(tmp_path).acquire()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            RunLock(tmp_path).acquire().release()
+            break
+        except HcldError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
