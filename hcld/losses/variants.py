@@ -1,0 +1,103 @@
+"""Loss variants as data: the rows of the paper's Table II (plus `icld_only`), and the weighted total.
+
+    L = w_emo·L_emo + w_spk·L_spe + w_icld·L_CLD + w_supcon·L_SCL + w_lcl·L_Label + w_orth·L_orth
+
+with every paper weight 1 as printed (L = L_task + L_CLD + L_SCL + L_Label). A term whose weight
+is 0 is not computed at all; its curve value is NaN ("not part of this variant").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+from hcld.losses.icld import icld_loss
+from hcld.losses.lcl import lcl_loss
+from hcld.losses.orth import orth_loss
+from hcld.losses.supcon import supcon_inputs, supcon_loss
+from hcld.losses.task import emotion_ce, speaker_ce
+
+# curve/callback names of the terms, in the order of LossWeights' fields
+TERM_NAMES = ("loss_emo_ce", "loss_spk_ce", "loss_icld", "loss_supcon", "loss_lcl", "loss_orth")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    task_emo: float = 0.0
+    task_spk: float = 0.0
+    icld: float = 0.0
+    supcon: float = 0.0
+    lcl: float = 0.0
+    orth: float = 0.0
+
+    def as_tuple(self) -> tuple[float, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    @property
+    def needs_speaker_branch(self) -> bool:
+        # SupCon may contrast X_s; callers check that case through `uses_xs`
+        return any(w != 0 for w in (self.task_spk, self.icld, self.orth))
+
+    @property
+    def needs_anchors(self) -> bool:
+        return self.lcl != 0
+
+
+VARIANTS: dict[str, LossWeights] = {
+    "emo_only": LossWeights(task_emo=1.0),
+    "orth": LossWeights(task_emo=1.0, task_spk=1.0, orth=1.0),
+    "wo_supcon": LossWeights(task_emo=1.0, task_spk=1.0, icld=1.0, lcl=1.0),
+    "wo_lcl": LossWeights(task_emo=1.0, task_spk=1.0, icld=1.0, supcon=1.0),
+    "hcld": LossWeights(task_emo=1.0, task_spk=1.0, icld=1.0, supcon=1.0, lcl=1.0),
+    "icld_only": LossWeights(task_emo=1.0, task_spk=1.0, icld=1.0),
+}
+
+
+def variant_weights(name: str) -> LossWeights:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown loss variant {name!r}; known: {sorted(VARIANTS)}") from None
+
+
+def uses_speaker_branch(config) -> bool:
+    """Whether a trial of this config needs X_s at all (emo_only does not: a single-task model)."""
+    w = variant_weights(config.variant)
+    return w.needs_speaker_branch or (w.supcon != 0 and config.supcon_embedding == "xs")
+
+
+def loss_terms(out: dict, emotion: torch.Tensor, speaker: torch.Tensor, config, weights: LossWeights) -> dict:
+    """Every term of the variant as a tensor (terms with weight 0 are skipped) keyed by TERM_NAMES."""
+    impl = config.loss_impl
+    xe, xs = out["xe"], out.get("xs")
+    terms: dict[str, torch.Tensor] = {}
+    if weights.task_emo:
+        terms["loss_emo_ce"] = emotion_ce(out["emo_logits"], emotion)
+    if weights.task_spk:
+        terms["loss_spk_ce"] = speaker_ce(out["spk_logits"], speaker)
+    if weights.icld:
+        terms["loss_icld"] = icld_loss(
+            xe, xs, emotion, speaker, margin=config.icld_margin, negative=config.icld_negative, impl=impl
+        )
+    if weights.supcon:
+        x, labels = supcon_inputs(xe, xs, emotion, speaker, embedding=config.supcon_embedding, labels=config.supcon_labels)
+        terms["loss_supcon"] = supcon_loss(
+            x, labels, temperature=config.temperature, ensure_positives=config.ensure_positives, impl=impl
+        )
+    if weights.lcl:
+        terms["loss_lcl"] = lcl_loss(out["anchors"], xe, emotion, temperature=config.temperature, impl=impl)
+    if weights.orth:
+        terms["loss_orth"] = orth_loss(xe, xs)
+    return terms
+
+
+def weighted_total(terms: dict, weights: LossWeights) -> torch.Tensor:
+    by_name = dict(zip(TERM_NAMES, weights.as_tuple()))
+    return sum(by_name[name] * value for name, value in terms.items())
+
+
+def term_values(terms: dict) -> dict[str, float]:
+    """Python floats for every TERM_NAME; NaN for the terms the variant does not use."""
+    return {name: float(terms[name].detach()) if name in terms else math.nan for name in TERM_NAMES}
