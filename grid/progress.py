@@ -1,0 +1,84 @@
+"""Plain terminal progress for a grid run: one line per event, no tables, no cursor tricks (the
+output stays readable in a log file or a CI job)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """Counts trials of this run and prints done/running/failed, ETA and the best result so far.
+
+    The ETA is the mean wall time between finishes so far times the trials left: it already
+    accounts for trials running side by side."""
+
+    def __init__(self, total: int, *, best_metric: str = "emo_ua", out: TextIO | None = None):
+        self.total = total
+        self.best_metric = best_metric
+        self.out = out or sys.stdout
+        self.started_at = time.monotonic()
+        self.running: set[str] = set()
+        self.done = 0
+        self.failed = 0  # trials that ended failed, retries exhausted
+        self.retried = 0
+        self.best: tuple[float, str] | None = None
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start(self, trial_id: str, label: str) -> None:
+        self.running.add(trial_id)
+
+    def _status(self) -> str:
+        finished = self.done + self.failed
+        left = self.total - finished
+        elapsed = time.monotonic() - self.started_at
+        eta = "?" if finished == 0 else _duration(elapsed / finished * left)
+        best = "-"
+        if self.best is not None:
+            best = f"{self.best_metric} {100 * self.best[0]:.1f}% ({self.best[1]})"
+        return (f"done {self.done}, running {len(self.running)}, failed {self.failed}, "
+                f"left {left} | elapsed {_duration(elapsed)}, ETA {eta} | best {best}")
+
+    def finish(self, trial_id: str, label: str, row: dict[str, Any]) -> None:
+        self.running.discard(trial_id)
+        self.done += 1
+        value = row.get(self.best_metric)
+        shown = "n/a"
+        if value is not None and not math.isnan(value):
+            shown = f"{100 * value:.1f}%"
+            if self.best is None or value > self.best[0]:
+                self.best = (value, label)
+        n = self.done + self.failed
+        self._print(f"[{n:>{len(str(self.total))}}/{self.total}] done   {label}  "
+                    f"{self.best_metric} {shown} in {_duration(row.get('seconds') or 0)}  | "
+                    f"{self._status()}")
+
+    def fail(self, trial_id: str, label: str, row: dict[str, Any], *, will_retry: bool) -> None:
+        error = (row.get("error") or "").splitlines()[-1:] or [""]
+        if will_retry:
+            self.retried += 1
+            self._print(f"    retry  {label} (attempt {row['attempts']} failed: {error[0][:160]})")
+            return
+        self.running.discard(trial_id)
+        self.failed += 1
+        n = self.done + self.failed
+        self._print(f"[{n:>{len(str(self.total))}}/{self.total}] FAILED {label} after "
+                    f"{row['attempts']} attempt(s): {error[0][:160]}  | {self._status()}")
+
+    def summary(self) -> str:
+        elapsed = time.monotonic() - self.started_at
+        return (f"{self.done} done, {self.failed} failed, {self.retried} retried attempt(s), "
+                f"{self.total - self.done - self.failed} not finished; wall {_duration(elapsed)}")

@@ -1,0 +1,339 @@
+"""Run a grid's pending trials with Ray Tune or in-process (`local`), writing each outcome to the
+result store the moment it is known.
+
+Both executors call the same trial function, `trial_fn(spec, experiment, on_epoch=, artifacts_dir=)
+-> TrialResult`. The default one loads the fold's data from the (memory-mapped) feature store and
+calls `hcld.train.run_trial`; tests and the scheduler benchmark inject others. Nothing here imports
+ray unless the Ray executor is used: the GPU machine has no ray.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from grid.progress import Progress
+from grid.specs import TrialPoint
+from grid.store import METRICS, ResultStore, _now, code_version, trial_id
+from hcld.config import TrialConfig, TrialData, TrialResult
+
+TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
+
+
+class ExperimentLike(Protocol):
+    corpus: str
+    features_name: str
+    fold_scheme: str
+    data_key: str
+
+    def trial_data(self, fold: int) -> TrialData: ...
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one trial and the driver needs to record it."""
+
+    trial_id: str
+    grid: str
+    config: TrialConfig
+    fold: int
+    data_key: str
+    code_version: str
+    artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
+    attempts_before: int = 0  # attempts recorded in the store by earlier runs
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+
+
+def make_specs(points: list[TrialPoint], experiment: ExperimentLike, store: ResultStore,
+               ) -> list[TrialSpec]:
+    version = code_version()
+    specs = []
+    for p in points:
+        tid = trial_id(p.config, p.fold, experiment.data_key, version)
+        specs.append(TrialSpec(tid, store.grid, p.config, p.fold, experiment.data_key, version,
+                               str(store.artifacts_dir(tid))))
+    return specs
+
+
+# -- trial functions ------------------------------------------------------------------------------
+
+TrialFn = Callable[..., TrialResult]
+
+
+def hcld_trial(spec: TrialSpec, experiment: ExperimentLike, *, on_epoch, artifacts_dir: Path,
+               ) -> TrialResult:
+    """The real trial: this fold's data (a view on the shared memmap) through hcld.train."""
+    from hcld.train import run_trial
+
+    data = experiment.trial_data(spec.fold)
+    return run_trial(spec.config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+def noop_trial(spec: TrialSpec, experiment: ExperimentLike, *, on_epoch, artifacts_dir: Path,
+               ) -> TrialResult:
+    """Does no work: measures what scheduling and recording a trial costs (bench scheduler)."""
+    return TrialResult({m: math.nan for m in METRICS}, [], [], [], 0, 0.0, "none", "unused",
+                       spec.config.loss_impl)
+
+
+BUILTIN_TRIAL_FNS = {"hcld": hcld_trial, "noop": noop_trial}
+
+
+def resolve_trial_fn(ref: str | TrialFn) -> TrialFn:
+    """A trial function from a builtin name ("hcld", "noop") or "module:function"."""
+    if callable(ref):
+        return ref
+    if ref in BUILTIN_TRIAL_FNS:
+        return BUILTIN_TRIAL_FNS[ref]
+    module, _, name = ref.partition(":")
+    if not name:
+        raise ValueError(f"trial function {ref!r}: expected a builtin {list(BUILTIN_TRIAL_FNS)} "
+                         f"or module:function")
+    return getattr(importlib.import_module(module), name)
+
+
+# -- rows -----------------------------------------------------------------------------------------
+
+
+def make_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seconds: float,
+             outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    """One store row. `outcome` holds metrics, reported_epoch, device, host, loss_impl (None when
+    the attempt failed, then `error` says why)."""
+    c = spec.config
+    row: dict[str, Any] = {
+        "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
+        "speaker_backbone": c.speaker_backbone or c.backbone, "variant": c.variant,
+        "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
+        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
+        "seed": c.seed, "loss_impl": c.loss_impl, "seconds": seconds,
+        "host": socket.gethostname(), "code_version": spec.code_version,
+        "finished_at": _now(), "attempts": attempt, "config_json": c.to_json(),
+        "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
+    }
+    if outcome is None:
+        row.update(status="failed", error=error or "unknown error")
+    else:
+        row.update(status="done", error=None,
+                   **{k: outcome.get(k) for k in (*METRICS, "reported_epoch", "device", "host",
+                                                  "loss_impl")})
+    return row
+
+
+def outcome_of(result: TrialResult) -> dict[str, Any]:
+    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
+    stay in the artifacts folder)."""
+    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
+            "reported_epoch": int(result.reported_epoch), "device": result.device,
+            "loss_impl": result.loss_impl, "host": socket.gethostname()}
+
+
+def describe_error(exc: BaseException) -> str:
+    """Type and message of the root exception, then the last frames, so a row says why."""
+    text = "".join(traceback.format_exception(exc, limit=-3))
+    return f"{type(exc).__name__}: {exc}\n{text}"
+
+
+# -- local executor -------------------------------------------------------------------------------
+
+
+def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
+              progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
+              ) -> None:
+    """Trials one after another in this process (no Ray): the same function, rows, retries."""
+    fn = resolve_trial_fn(trial_fn)
+    for spec in specs:
+        progress.start(spec.trial_id, spec.label)
+        attempt = spec.attempts_before
+        while True:
+            attempt += 1
+            artifacts = Path(spec.artifacts_dir)
+            artifacts.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            try:
+                result = fn(spec, experiment, on_epoch=None, artifacts_dir=artifacts)
+            except Exception as exc:  # a failing trial is recorded; the grid goes on
+                row = make_row(spec, experiment, attempt=attempt,
+                               seconds=time.perf_counter() - start, error=describe_error(exc))
+                store.append([row])
+                will_retry = attempt <= max_failures
+                progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
+                if will_retry:
+                    continue
+                break
+            row = make_row(spec, experiment, attempt=attempt,
+                           seconds=time.perf_counter() - start, outcome=outcome_of(result))
+            store.append([row])
+            progress.finish(spec.trial_id, spec.label, row)
+            break
+
+
+# -- Ray Tune executor ----------------------------------------------------------------------------
+
+FINAL_KEY = "hcld_final"  # marks the trainable's last report, the one that carries the outcome
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+
+def ray_trainable(param: dict[str, Any], *, specs: dict[str, dict[str, Any]], experiment,
+                  trial_fn: str | TrialFn) -> None:
+    """Runs in a Ray worker: one trial, per-epoch metrics to Tune, the outcome as the last report.
+    `specs` and `experiment` arrive once through the object store (tune.with_parameters); the
+    features themselves are memory-mapped by each worker from the feature store, never pickled."""
+    from ray import tune
+
+    raw = specs[param["trial_id"]]
+    spec = TrialSpec(**{**raw, "config": TrialConfig.from_dict(raw["config"])})
+    fn = resolve_trial_fn(trial_fn)
+    artifacts = Path(spec.artifacts_dir)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = fn(spec, experiment, on_epoch=lambda m: tune.report(_scalars(m)),
+                artifacts_dir=artifacts)
+    tune.report({FINAL_KEY: 1, "trial_seconds": time.perf_counter() - start,
+                 **outcome_of(result)})
+
+
+def _error_of(trial) -> str:
+    try:
+        exc = trial.get_pickled_error()
+    except Exception:  # the error file may be unreadable; fall back to its text form
+        exc = None
+    if exc is not None:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            exc = cause
+        return describe_error(exc)
+    if trial.error_file and Path(trial.error_file).exists():
+        return Path(trial.error_file).read_text()[-4000:]
+    return "trial failed without an error message (worker lost?)"
+
+
+_CALLBACK_CLASS = None
+
+
+def _store_callback_class():
+    """The tune.Callback that records trials, built on first use so this module imports without
+    ray. It keeps its state on the instance and pickles to nothing: Tune pickles its run config
+    for restore, which we never use (the store, not Tune, says what is left to run)."""
+    global _CALLBACK_CLASS
+    if _CALLBACK_CLASS is not None:
+        return _CALLBACK_CLASS
+    from ray import tune
+
+    class StoreCallback(tune.Callback):
+        """Runs in the driver: turns Tune's trial events into store rows and progress lines."""
+
+        def __init__(self, by_id, experiment, store, progress, max_failures):
+            self.by_id, self.experiment, self.store = by_id, experiment, store
+            self.progress, self.max_failures = progress, max_failures
+            self.started: dict[str, float] = {}
+            self.failures: dict[str, int] = {}
+
+        def __getstate__(self):
+            return {}
+
+        def __setstate__(self, state):
+            pass
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            spec = self.by_id[trial.config["trial_id"]]
+            # Attempts already spent in earlier runs count against this trial's retry budget.
+            trial.max_failures = max(0, self.max_failures - spec.attempts_before)
+            self.started[spec.trial_id] = time.perf_counter()
+            self.progress.start(spec.trial_id, spec.label)
+
+        def _record(self, spec, row, *, will_retry: bool = False) -> None:
+            self.store.append([row])
+            if row["status"] == "done":
+                self.progress.finish(spec.trial_id, spec.label, row)
+            else:
+                self.progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
+
+        def _failed(self, trial, *, will_retry: bool) -> None:
+            spec = self.by_id[trial.config["trial_id"]]
+            self.failures[spec.trial_id] = self.failures.get(spec.trial_id, 0) + 1
+            now = time.perf_counter()
+            row = make_row(spec, self.experiment,
+                           attempt=spec.attempts_before + self.failures[spec.trial_id],
+                           seconds=now - self.started.get(spec.trial_id, now),
+                           error=_error_of(trial))
+            self.started[spec.trial_id] = now
+            self._record(spec, row, will_retry=will_retry)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self._failed(trial, will_retry=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._failed(trial, will_retry=False)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            spec = self.by_id[trial.config["trial_id"]]
+            last = trial.last_result or {}
+            attempt = spec.attempts_before + self.failures.get(spec.trial_id, 0) + 1
+            if last.get(FINAL_KEY):
+                row = make_row(spec, self.experiment, attempt=attempt,
+                               seconds=last["trial_seconds"], outcome=last)
+            else:
+                row = make_row(spec, self.experiment, attempt=attempt, seconds=0.0,
+                               error="trial ended without reporting its outcome")
+            self._record(spec, row)
+
+    _CALLBACK_CLASS = StoreCallback
+    return StoreCallback
+
+
+def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
+            progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
+            cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, verbose: bool = False,
+            ) -> None:
+    """Pending trials as a Ray Tune grid on the Ray session already started (see
+    grid.dashboard.start_ray). The driver's callback writes rows as trials end."""
+    import dataclasses
+
+    import ray
+    from ray import tune
+
+    if not specs:
+        return
+    available_gpus = ray.cluster_resources().get("GPU", 0)
+    if gpus_per_trial > 0 and available_gpus == 0:
+        from hcld.errors import HcldError
+
+        raise HcldError(f"--gpus-per-trial {gpus_per_trial}: the Ray cluster has no GPU; "
+                        f"use --gpus-per-trial 0 to run on CPU workers")
+    by_id = {s.trial_id: s for s in specs}
+    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures)
+
+    trainable = tune.with_parameters(
+        ray_trainable,
+        specs={s.trial_id: {**dataclasses.asdict(s), "config": s.config.to_dict()} for s in specs},
+        experiment=experiment, trial_fn=trial_fn)
+    trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"trial_id": tune.grid_search([s.trial_id for s in specs])},
+        tune_config=tune.TuneConfig(
+            reuse_actors=True,  # a worker runs trial after trial: no process start per trial
+            trial_name_creator=lambda t: by_id[t.config["trial_id"]].label.replace("/", "-"),
+            trial_dirname_creator=lambda t: t.config["trial_id"],
+        ),
+        run_config=tune.RunConfig(
+            name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(store.folder / "ray"),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[callback],
+            verbose=None if verbose else 0,
+        ),
+    )
+    tuner.fit()

@@ -1,0 +1,195 @@
+"""Both executors: rows land as trials end, failures are recorded and retried, the rest goes on.
+
+Fake trial functions stand in for training (they are what this module tests: scheduling and
+recording, not the model). Ray starts once for the module."""
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from grid import specs as grid_specs
+from grid.progress import Progress
+from grid.runner import make_specs, run_local
+from grid.store import ResultStore
+from hcld.config import TrialResult
+from hcld.errors import TrialFailed
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class FakeExperiment:
+    corpus: str = "fake"
+    features_name: str = "fbank"
+    fold_scheme: str = "random5"
+    data_key: str = "fake-data"
+    n_folds: int = 2
+
+    def trial_data(self, fold):
+        raise AssertionError("fake trials do not load data")
+
+
+def _result(spec, ua):
+    metrics = {"emo_wa": ua, "emo_ua": ua, "spk_wa": 0.1, "spk_ua": 0.1,
+               "probe_spk_from_xe": math.nan, "probe_emo_from_xs": 0.3}
+    return TrialResult(metrics, [], [], [], spec.config.epochs, 0.0, "cpu", "unused",
+                       spec.config.loss_impl)
+
+
+def ok_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    for epoch in range(spec.config.epochs):
+        if on_epoch is not None:
+            on_epoch({"epoch": epoch, "loss_total": 1.0 / (epoch + 1), "emo_ua": 0.25})
+    (Path(artifacts_dir) / "result.json").write_text("{}")
+    return _result(spec, 0.5 + 0.1 * spec.fold)
+
+
+def nan_on_orth_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    if spec.config.variant == "orth":
+        raise TrialFailed(f"loss is nan at epoch 1, batch 3 ({spec.label})")
+    return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+def flaky_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    """Fails on its first attempt only (remembered in its artifacts folder)."""
+    marker = Path(artifacts_dir) / "tried"
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError("transient worker hiccup")
+    return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+def plan(tmp_path, variants=("emo_only", "orth", "hcld"), max_failures=0):
+    experiment = FakeExperiment()
+    store = ResultStore(tmp_path / "smoke", "smoke")
+    points = grid_specs.resolve(grid_specs.GridSpec("smoke", "test", backbones=("cnn",),
+                                                    variants=variants, settings={"epochs": 2}),
+                                n_folds=experiment.n_folds)
+    specs = make_specs(points, experiment, store)
+    return experiment, store, specs
+
+
+def pending(store, specs, max_failures):
+    import dataclasses
+
+    p = store.plan([s.trial_id for s in specs], max_failures)
+    return [dataclasses.replace(s, attempts_before=p.attempts[s.trial_id])
+            for s in specs if s.trial_id in p.pending]
+
+
+def by_status(store):
+    out = {}
+    for r in store.rows():
+        out.setdefault(r["status"], []).append(r)
+    return out
+
+
+# -- local executor -------------------------------------------------------------------------------
+
+
+def test_local_runs_every_trial_and_records_rows(tmp_path, capsys):
+    experiment, store, specs = plan(tmp_path)
+    run_local(specs, experiment, store, Progress(len(specs)), trial_fn=ok_trial)
+    rows = store.rows()
+    assert sorted(r["trial_id"] for r in rows) == sorted(s.trial_id for s in specs)
+    r = next(r for r in rows if r["fold"] == 1)
+    assert r["status"] == "done" and r["emo_ua"] == pytest.approx(0.6)
+    assert r["corpus"] == "fake" and r["features"] == "fbank" and r["attempts"] == 1
+    assert r["artifacts"] == f"trials/{r['trial_id']}"
+    assert (store.folder / r["artifacts"] / "result.json").exists()
+    out = capsys.readouterr().out
+    assert "[6/6] done" in out and "best emo_ua 60.0%" in out
+
+
+def test_local_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path):
+    experiment, store, specs = plan(tmp_path)
+    progress = Progress(len(specs))
+    run_local(specs, experiment, store, progress, trial_fn=nan_on_orth_trial, max_failures=1)
+    status = by_status(store)
+    assert len(status["done"]) == 4
+    failed = status["failed"]
+    assert len(failed) == 2 * 2  # 2 orth trials x (1 attempt + 1 retry)
+    assert {r["variant"] for r in failed} == {"orth"}
+    assert sorted(r["attempts"] for r in failed) == [1, 1, 2, 2]
+    assert all("TrialFailed: loss is nan at epoch 1, batch 3" in r["error"] for r in failed)
+    assert all(r["emo_ua"] is None for r in failed)
+    assert (progress.done, progress.failed) == (4, 2)
+    # A re-run gives up on them: their budget (1 + max_failures attempts) is spent.
+    assert pending(store, specs, max_failures=1) == []
+    assert len(pending(store, specs, max_failures=2)) == 2
+
+
+def test_local_retry_recovers_a_flaky_trial(tmp_path):
+    experiment, store, specs = plan(tmp_path, variants=("hcld",))
+    run_local(specs, experiment, store, Progress(len(specs)), trial_fn=flaky_trial, max_failures=1)
+    rows = store.rows()
+    assert [(r["status"], r["attempts"]) for r in rows if r["fold"] == 0] == \
+        [("failed", 1), ("done", 2)]
+
+
+# -- Ray executor ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")  # ray is a declared dependency; present wherever CI runs
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                 [str(TESTS_DIR), str(TESTS_DIR.parent)])}})
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_runs_the_grid_and_writes_rows_as_trials_finish(tmp_path, ray_session, capsys):
+    from grid.runner import run_ray
+
+    experiment, store, specs = plan(tmp_path)
+    seen = []
+    original = store.append
+
+    def spy(rows):  # rows must be written one trial at a time, not at the end
+        original(rows)
+        seen.append(len(store.rows()))
+
+    store.append = spy
+    run_ray(specs, experiment, store, Progress(len(specs)), trial_fn="test_runner:ok_trial")
+    assert seen == list(range(1, len(specs) + 1))
+    rows = store.rows()
+    assert sorted(r["trial_id"] for r in rows) == sorted(s.trial_id for s in specs)
+    assert all(r["status"] == "done" and r["device"] == "cpu" for r in rows)
+    assert {round(r["emo_ua"], 3) for r in rows} == {0.5, 0.6}
+    assert (store.folder / "ray").is_dir()  # Tune's own state lives beside the store
+    assert "[6/6] done" in capsys.readouterr().out
+
+
+def test_ray_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path, ray_session):
+    from grid.runner import run_ray
+
+    experiment, store, specs = plan(tmp_path)
+    progress = Progress(len(specs))
+    run_ray(specs, experiment, store, progress, trial_fn="test_runner:nan_on_orth_trial",
+            max_failures=1)
+    status = by_status(store)
+    assert len(status["done"]) == 4
+    failed = status["failed"]
+    assert sorted((r["fold"], r["attempts"]) for r in failed) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert all("loss is nan at epoch 1, batch 3" in r["error"] for r in failed)
+    assert (progress.done, progress.failed) == (4, 2)
+
+
+def test_ray_retry_budget_counts_attempts_of_earlier_runs(tmp_path, ray_session):
+    from grid.runner import run_ray
+
+    experiment, store, specs = plan(tmp_path, variants=("orth",))
+    run_local(specs[:1], experiment, store, Progress(1), trial_fn=nan_on_orth_trial)  # 1 attempt
+    todo = pending(store, specs, max_failures=2)
+    assert [s.attempts_before for s in todo] == [1, 0]
+    run_ray(todo, experiment, store, Progress(len(todo)), trial_fn="test_runner:nan_on_orth_trial",
+            max_failures=2)
+    attempts = {}
+    for r in store.rows():
+        attempts.setdefault(r["fold"], []).append(r["attempts"])
+    assert attempts == {0: [1, 2, 3], 1: [1, 2, 3]}
