@@ -1,0 +1,39 @@
+"""`hcld-grid report GRID`: the paper's tables (and figures) from results/<grid>/trials.parquet."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hcld.errors import HcldError
+
+FORMATS = ("md", "latex", "csv", "html")
+
+
+@click.command()
+@click.argument("grid", default="full", required=False)
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, help="Folder holding <grid>/trials.parquet.")
+@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+              help="File format(s) to write under <results-dir>/<grid>/report/ (repeatable). Default: md.")
+@click.option("--no-figures", is_flag=True, help="Skip the PNG figures (tables only).")
+def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: bool) -> None:
+    """Print Table I / Table II, significance and probes for GRID (default: full) and write files."""
+    from grid import report as reporting  # deferred: keeps `hcld-grid --help` fast
+
+    try:
+        started = time.perf_counter()
+        rep = reporting.build_report(results_dir, grid)
+        table_seconds = time.perf_counter() - started
+        out_dir = rep.grid_dir / "report"
+        if not no_figures:
+            from grid.figures import make_figures
+
+            rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir)
+        written = reporting.write_report(rep, out_dir, formats or ("md",))
+    except HcldError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(reporting.render_markdown(rep))
+    click.echo(f"tables built in {table_seconds:.2f} s; wrote {len(written)} file(s) under {out_dir}", err=True)
