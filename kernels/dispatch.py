@@ -1,0 +1,28 @@
+"""Which implementation of a loss actually runs for a requested `impl` on a given device.
+
+"triton" runs the fused kernels on CUDA tensors; on CPU tensors it runs them through triton's
+interpreter when TRITON_INTERPRET=1 (how the tests run), and otherwise falls back to the PyTorch
+reference, because compiled Triton needs a GPU. The trainer records the resolved name per trial.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+IMPLS = ("torch", "triton")
+RESOLVED = ("torch", "triton", "triton-interpreter")
+
+
+def resolve_impl(requested: str, device: torch.device | str) -> str:
+    """'torch', 'triton' (compiled, CUDA) or 'triton-interpreter' (CPU, TRITON_INTERPRET=1)."""
+    if requested not in IMPLS:
+        raise ValueError(f"loss impl must be one of {IMPLS}, got {requested!r}")
+    if requested == "torch":
+        return "torch"
+    if torch.device(device).type == "cuda":
+        return "triton"
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return "triton-interpreter"
+    return "torch"

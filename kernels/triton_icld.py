@@ -1,0 +1,182 @@
+"""Fused Triton ICLD loss (instance-level contrastive decoupling), forward and backward.
+
+L = 1/|x+| sum_{x+} (1 - cos(ze_i, ze_j))^2 + 1/|x-| sum_{x-} hinge(cos(zs_i, zs_j))^2 with
+x+ = same speaker & different emotion, x- = different speaker & same emotion (ordered pairs), and
+hinge = max(0, c - margin) ("text") or max(0, margin - c) ("printed"); see kernels.reference.icld.
+
+Forward: a program owns BLOCK_M rows and one slice of the columns; per tile it builds both cosine
+tiles from the raw embeddings (normalisation fused), the two masks from the label vectors, and
+accumulates per-row hinge sums and integer pair counts. Only these [slices, N] vectors reach global
+memory; PyTorch adds them in a fixed order (float64 sums, int64 counts). Nothing N x N is stored.
+Backward: the masks are symmetric, so dL/dze_i = 2/|x+| sum_j [x+]_ij f'(cos_ij) ze_j (and the same
+for zs with the hinge); a program accumulates its rows of G tile by tile in a buffer only it writes
+(deterministic), then the shared normalisation-backward kernel scales and projects.
+Saved for backward: the inputs, the label vectors and the two pair counts; tiles are recomputed.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels import _tiles as T
+from kernels.reference import ICLD_NEGATIVE_FORMS
+from kernels.triton_supcon import Tiling
+
+
+@triton.jit
+def _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr):
+    emo_c = tl.load(emo_ptr + offs_n, mask=mask_n, other=0)
+    spk_c = tl.load(spk_ptr + offs_n, mask=mask_n, other=0)
+    valid = mask_m[:, None] & mask_n[None, :]
+    same_spk = spk_r[:, None] == spk_c[None, :]
+    same_emo = emo_r[:, None] == emo_c[None, :]
+    return valid & same_spk & (~same_emo), valid & (~same_spk) & same_emo
+
+
+@triton.jit
+def _hinge(cos_s, margin, PRINTED: tl.constexpr):
+    if PRINTED:
+        return tl.maximum(margin - cos_s, 0.0)
+    else:
+        return tl.maximum(cos_s - margin, 0.0)
+
+
+@triton.jit
+def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, pos_sum, neg_sum, pos_cnt, neg_cnt,
+                         N, De, Ds, stride_e, stride_s, margin, cols_per_split,
+                         PRINTED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                         BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    pid_m = tl.program_id(0)
+    split = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_m = offs_m < N
+    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_K)
+    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_K)
+    emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
+    spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
+    ps = tl.zeros([BLOCK_M], dtype=tl.float32)
+    ns = tl.zeros([BLOCK_M], dtype=tl.float32)
+    pc = tl.zeros([BLOCK_M], dtype=tl.int32)
+    nc = tl.zeros([BLOCK_M], dtype=tl.int32)
+    lo = split * cols_per_split
+    hi = tl.minimum(lo + cols_per_split, N)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < hi
+        pos, neg = _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr)
+        cos_e, _ = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, De, stride_e,
+                                 stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        cos_s, _ = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, Ds, stride_s,
+                                 stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        gap = 1.0 - cos_e
+        h = _hinge(cos_s, margin, PRINTED)
+        ps += tl.sum(tl.where(pos, gap * gap, 0.0), axis=1)
+        ns += tl.sum(tl.where(neg, h * h, 0.0), axis=1)
+        pc += tl.sum(pos.to(tl.int32), axis=1)
+        nc += tl.sum(neg.to(tl.int32), axis=1)
+    out = split * N + offs_m
+    tl.store(pos_sum + out, ps, mask=mask_m)
+    tl.store(neg_sum + out, ns, mask=mask_m)
+    tl.store(pos_cnt + out, pc, mask=mask_m)
+    tl.store(neg_cnt + out, nc, mask=mask_m)
+
+
+@triton.jit
+def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, ge_ptr, gs_ptr,
+                          N, De, Ds, stride_e, stride_s, margin, cols_per_split,
+                          PRINTED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                          BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Ge[split, rows] = sum_j [x+] f'(cos_e) ze_j, f' = -2(1 - c); Gs likewise with the hinge's
+    derivative (+2 max(0, c - m) for text, -2 max(0, m - c) for printed)."""
+    pid_m = tl.program_id(0)
+    split = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_m = offs_m < N
+    ge_ptr += split * N * De
+    gs_ptr += split * N * Ds
+    T.zero_rows(ge_ptr, offs_m, mask_m, De, BLOCK_K)
+    T.zero_rows(gs_ptr, offs_m, mask_m, Ds, BLOCK_K)
+    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_K)
+    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_K)
+    emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
+    spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
+    lo = split * cols_per_split
+    hi = tl.minimum(lo + cols_per_split, N)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < hi
+        pos, neg = _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr)
+        cos_e, inv_ce = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, De, stride_e,
+                                      stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        w_e = tl.where(pos, -2.0 * (1.0 - cos_e), 0.0)
+        T.accumulate_rows(ge_ptr, w_e, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_ce, De, stride_e,
+                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        cos_s, inv_cs = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, Ds, stride_s,
+                                      stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        h = _hinge(cos_s, margin, PRINTED)
+        if PRINTED:
+            w_s = tl.where(neg, -2.0 * h, 0.0)
+        else:
+            w_s = tl.where(neg, 2.0 * h, 0.0)
+        T.accumulate_rows(gs_ptr, w_s, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_cs, Ds, stride_s,
+                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+
+
+def _launch_args(xe, xs, tiling: Tiling):
+    n = xe.shape[0]
+    bm, bn, bk, row_blocks, splits, cols = tiling.fit(n, n, max(xe.shape[1], xs.shape[1]), xe.device)
+    return (row_blocks, splits), cols, dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype))
+
+
+class _ICLD(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xe, xs, emotion, speaker, margin, printed, tiling):
+        n = xe.shape[0]
+        grid, cols, meta = _launch_args(xe, xs, tiling)
+        f32 = dict(dtype=torch.float32, device=xe.device)
+        i32 = dict(dtype=torch.int32, device=xe.device)
+        ps, ns = torch.empty((grid[1], n), **f32), torch.empty((grid[1], n), **f32)
+        pc, nc = torch.empty((grid[1], n), **i32), torch.empty((grid[1], n), **i32)
+        _icld_forward_kernel[grid](xe, xs, emotion, speaker, ps, ns, pc, nc, n, xe.shape[1], xs.shape[1],
+                                   xe.stride(0), xs.stride(0), margin, cols, PRINTED=printed, **meta)
+        # float64 / int64 totals: N^2 pairs overflow fp32's exact integers long before N = 65536
+        counts = torch.stack([pc.sum(dtype=torch.int64), nc.sum(dtype=torch.int64)]).clamp(min=1).double()
+        sums = torch.stack([ps.sum(dtype=torch.float64), ns.sum(dtype=torch.float64)])
+        loss = (sums / counts).sum().float()
+        ctx.save_for_backward(xe, xs, emotion, speaker, counts)
+        ctx.margin, ctx.printed, ctx.tiling = margin, printed, tiling
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        xe, xs, emotion, speaker, counts = ctx.saved_tensors
+        n = xe.shape[0]
+        grid, cols, meta = _launch_args(xe, xs, ctx.tiling)
+        ge = torch.empty((grid[1], n, xe.shape[1]), dtype=torch.float32, device=xe.device)
+        gs = torch.empty((grid[1], n, xs.shape[1]), dtype=torch.float32, device=xe.device)
+        _icld_backward_kernel[grid](xe, xs, emotion, speaker, ge, gs, n, xe.shape[1], xs.shape[1],
+                                    xe.stride(0), xs.stride(0), ctx.margin, cols, PRINTED=ctx.printed, **meta)
+        coef = (2.0 * grad.double() / counts).float()  # ordered pairs: each tile term appears twice
+        dxe = T.normalize_backward(ge, xe, coef[0:1])
+        dxs = T.normalize_backward(gs, xs, coef[1:2])
+        return dxe, dxs, None, None, None, None, None
+
+
+def icld(xe: torch.Tensor, xs: torch.Tensor, emotion: torch.Tensor, speaker: torch.Tensor, *,
+         margin: float = 0.0, negative: str = "text", block_m=None, block_n=None, block_k=None,
+         splits=None) -> torch.Tensor:
+    """Fused ICLD; same contract as kernels.reference.icld."""
+    if negative not in ICLD_NEGATIVE_FORMS:
+        raise ValueError(f"icld negative form must be one of {ICLD_NEGATIVE_FORMS}, got {negative!r}")
+    T.check_inputs("icld", xe, xs)
+    n = xe.shape[0]
+    if xs.shape[0] != n or emotion.shape != (n,) or speaker.shape != (n,):
+        raise ValueError(f"icld: xe {tuple(xe.shape)}, xs {tuple(xs.shape)}, emotion {tuple(emotion.shape)} "
+                         f"and speaker {tuple(speaker.shape)} must agree on N")
+    if xs.dtype != xe.dtype:
+        xs = xs.to(xe.dtype)  # one dtype per launch; autograd casts the gradient back
+    return _ICLD.apply(xe.contiguous(), xs.contiguous(), emotion.to(torch.int32).contiguous(),
+                       speaker.to(torch.int32).contiguous(), float(margin), negative == "printed",
+                       Tiling(block_m, block_n, block_k, splits))

@@ -1,0 +1,244 @@
+"""Fused Triton SupCon and label-contrastive (LCL) losses: masked log-sum-exp over cosine tiles.
+
+Both losses are one problem: rows R (anchors) against columns C (candidates), logits cos(r, c)/tau,
+per-row log-sum-exp over the allowed columns and the sum/count of the positive (same label) logits.
+    SupCon: R = C = x, the self-pair excluded by index, loss = mean over rows with a positive of
+            lse_i - S_i / n_i.
+    LCL:    R = the C label anchors, C = x (rectangular, C x N), nothing excluded,
+            loss = sum_c (n_c lse_c - S_c) / N   (the reference's mean over samples).
+Forward: each program owns BLOCK_M rows and one slice of the columns and keeps a running max and
+sum (online log-sum-exp, so tau = 0.01 cannot underflow a row), the positive logit sum and count;
+only those per-row statistics leave the kernel. The slices (used when there are few row blocks,
+e.g. LCL's 4 anchors) are merged in PyTorch in a fixed order.
+Backward: with A_ij = dL/dlogit_ij = alpha_i p_ij - beta_i [label_i == label_j] (p = softmax of the
+row, recomputed from the saved lse), dL/dz_r = 1/tau sum_j A_rj z_j (+ sum_j A_jr z_j when R is C).
+A program owns a block of rows of G = dL/dz and accumulates it tile by tile in a buffer only it
+writes, so the result is deterministic; a second small kernel applies the normalisation backward.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels import _tiles as T
+
+
+@triton.jit
+def _lse_forward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, m_out, l_out, s_out, n_out,
+                        M, N, D, stride_r, stride_c, inv_tau, cols_per_split,
+                        EXCLUDE_SELF: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                        BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    pid_m = tl.program_id(0)
+    split = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_m = offs_m < M
+    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_K)
+    lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
+    # a finite floor, not -inf: exp(m_old - m_new) must stay defined while a row has seen nothing
+    m_i = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    s_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    n_i = tl.zeros([BLOCK_M], dtype=tl.int32)
+    lo = split * cols_per_split
+    hi = tl.minimum(lo + cols_per_split, N)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < hi
+        cos, inv_c = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D,
+                                   stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        logits = cos * inv_tau
+        valid = mask_m[:, None] & mask_n[None, :]
+        if EXCLUDE_SELF:
+            valid = valid & (offs_m[:, None] != offs_n[None, :])
+        lab_c = tl.load(clab_ptr + offs_n, mask=mask_n, other=0)
+        pos = valid & (lab_r[:, None] == lab_c[None, :])
+        masked = tl.where(valid, logits, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(masked, axis=1))
+        l_i = l_i * tl.exp(m_i - m_new) + tl.sum(tl.exp(masked - m_new[:, None]), axis=1)
+        m_i = m_new
+        s_i += tl.sum(tl.where(pos, logits, 0.0), axis=1)
+        n_i += tl.sum(pos.to(tl.int32), axis=1)
+    out = split * M + offs_m
+    tl.store(m_out + out, m_i, mask=mask_m)
+    tl.store(l_out + out, l_i, mask=mask_m)
+    tl.store(s_out + out, s_i, mask=mask_m)
+    tl.store(n_out + out, n_i, mask=mask_m)
+
+
+@triton.jit
+def _lse_backward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_lse, r_alpha, r_beta, c_lse, c_alpha, c_beta,
+                         g_ptr, M, N, D, stride_r, stride_c, inv_tau, cols_per_split,
+                         EXCLUDE_SELF: tl.constexpr, ROW_TERM: tl.constexpr, COL_TERM: tl.constexpr,
+                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                         UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """G[split, rows] = sum over this slice's columns j of W_rj z_j, where W_rj = A_rj (ROW_TERM: the
+    rows are anchors) + A_jr (COL_TERM: the columns are anchors and the rows their candidates)."""
+    pid_m = tl.program_id(0)
+    split = tl.program_id(1)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask_m = offs_m < M
+    g_ptr += split * M * D
+    T.zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_K)
+    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_K)
+    lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
+    if ROW_TERM:
+        lse_r = tl.load(r_lse + offs_m, mask=mask_m, other=0.0)
+        alpha_r = tl.load(r_alpha + offs_m, mask=mask_m, other=0.0)
+        beta_r = tl.load(r_beta + offs_m, mask=mask_m, other=0.0)
+    lo = split * cols_per_split
+    hi = tl.minimum(lo + cols_per_split, N)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < hi
+        cos, inv_c = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D,
+                                   stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        logits = cos * inv_tau
+        valid = mask_m[:, None] & mask_n[None, :]
+        if EXCLUDE_SELF:
+            valid = valid & (offs_m[:, None] != offs_n[None, :])
+        lab_c = tl.load(clab_ptr + offs_n, mask=mask_n, other=0)
+        pos = (lab_r[:, None] == lab_c[None, :]).to(tl.float32)
+        w = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+        if ROW_TERM:
+            w += alpha_r[:, None] * tl.exp(logits - lse_r[:, None]) - beta_r[:, None] * pos
+        if COL_TERM:
+            lse_c = tl.load(c_lse + offs_n, mask=mask_n, other=0.0)
+            alpha_c = tl.load(c_alpha + offs_n, mask=mask_n, other=0.0)
+            beta_c = tl.load(c_beta + offs_n, mask=mask_n, other=0.0)
+            w += alpha_c[None, :] * tl.exp(logits - lse_c[None, :]) - beta_c[None, :] * pos
+        w = tl.where(valid, w, 0.0)  # also drops any inf*0 from padded rows/columns
+        T.accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, stride_c,
+                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+
+
+class Tiling:
+    """Tile sizes and column slicing for one call (shrunk to the problem, never below 16 for tl.dot)."""
+
+    def __init__(self, block_m=None, block_n=None, block_k=None, splits=None):
+        self.block_m = block_m or T.BLOCK_M
+        self.block_n = block_n or T.BLOCK_N
+        self.block_k = block_k or T.BLOCK_K
+        self.splits = splits
+
+    def fit(self, m: int, n: int, d: int, device: torch.device):
+        fit = lambda block, size: max(16, min(block, triton.next_power_of_2(max(size, 1))))
+        bm, bn, bk = fit(self.block_m, m), fit(self.block_n, n), fit(self.block_k, d)
+        row_blocks = triton.cdiv(m, bm)
+        splits = self.splits or T.column_splits(row_blocks, n, bn, device)
+        col_blocks = triton.cdiv(max(n, 1), bn)
+        cols_per_split = triton.cdiv(col_blocks, min(splits, col_blocks)) * bn
+        splits = triton.cdiv(max(n, 1), cols_per_split)
+        return bm, bn, bk, row_blocks, splits, cols_per_split
+
+
+def _row_stats(r, c, rlab, clab, inv_tau, exclude_self, tiling: Tiling):
+    """Per-row (lse, positive logit sum, positive count) of R against C, slices merged."""
+    m, d = r.shape
+    n = c.shape[0]
+    bm, bn, bk, row_blocks, splits, cols = tiling.fit(m, n, d, r.device)
+    f32 = dict(dtype=torch.float32, device=r.device)
+    mx, l, s = (torch.empty((splits, m), **f32) for _ in range(3))
+    cnt = torch.empty((splits, m), dtype=torch.int32, device=r.device)
+    _lse_forward_kernel[(row_blocks, splits)](
+        r, c, rlab, clab, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
+        EXCLUDE_SELF=exclude_self, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype))
+    if splits == 1:
+        return mx[0] + torch.log(l[0]), s[0], cnt[0]
+    top = mx.max(dim=0).values
+    lse = top + torch.log((l * torch.exp(mx - top)).sum(dim=0))
+    return lse, s.sum(dim=0), cnt.sum(dim=0)
+
+
+def _grad_rows(r, c, rlab, clab, row_stats, col_stats, inv_tau, exclude_self, tiling: Tiling):
+    """fp32 [S, M, D] slices of sum_j W_rj z_j (see _lse_backward_kernel)."""
+    m, d = r.shape
+    n = c.shape[0]
+    bm, bn, bk, row_blocks, splits, cols = tiling.fit(m, n, d, r.device)
+    g = torch.empty((splits, m, d), dtype=torch.float32, device=r.device)
+    dummy = torch.empty(0, dtype=torch.float32, device=r.device)
+    rs = row_stats or (dummy, dummy, dummy)
+    cs = col_stats or (dummy, dummy, dummy)
+    _lse_backward_kernel[(row_blocks, splits)](
+        r, c, rlab, clab, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
+        EXCLUDE_SELF=exclude_self, ROW_TERM=row_stats is not None, COL_TERM=col_stats is not None,
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype))
+    return g
+
+
+class _SupCon(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, labels, temperature, tiling):
+        inv_tau = 1.0 / temperature
+        lse, s, n = _row_stats(x, x, labels, labels, inv_tau, True, tiling)
+        has = n > 0
+        anchors = has.sum().clamp(min=1).float()
+        n_f = n.clamp(min=1).float()
+        loss = torch.where(has, lse - s / n_f, 0.0).sum() / anchors
+        alpha = has.float() / anchors
+        # rows without a positive get weight 0; lse = 1/tau keeps their exp(logit - lse) <= 1
+        lse_safe = torch.where(has, lse, inv_tau)
+        ctx.save_for_backward(x, labels, lse_safe, alpha, alpha / n_f)
+        ctx.inv_tau, ctx.tiling = inv_tau, tiling
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, labels, lse, alpha, beta = ctx.saved_tensors
+        stats = (lse, alpha, beta)
+        g = _grad_rows(x, x, labels, labels, stats, stats, ctx.inv_tau, True, ctx.tiling)
+        coef = (grad.float() * ctx.inv_tau).reshape(1)
+        return T.normalize_backward(g, x, coef), None, None, None
+
+
+class _LabelContrastive(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, anchors, x, labels, temperature, tiling):
+        inv_tau = 1.0 / temperature
+        n_samples = x.shape[0]
+        anchor_labels = torch.arange(anchors.shape[0], dtype=labels.dtype, device=labels.device)
+        lse, s, n = _row_stats(anchors, x, anchor_labels, labels, inv_tau, False, tiling)
+        loss = (n.float() * lse - s).sum() / n_samples
+        alpha = n.float() / n_samples
+        beta = torch.full_like(alpha, 1.0 / n_samples)
+        ctx.save_for_backward(anchors, x, labels, anchor_labels, lse, alpha, beta)
+        ctx.inv_tau, ctx.tiling = inv_tau, tiling
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):
+        anchors, x, labels, anchor_labels, lse, alpha, beta = ctx.saved_tensors
+        stats = (lse, alpha, beta)
+        coef = (grad.float() * ctx.inv_tau).reshape(1)
+        g_a = _grad_rows(anchors, x, anchor_labels, labels, stats, None, ctx.inv_tau, False, ctx.tiling)
+        g_x = _grad_rows(x, anchors, labels, anchor_labels, None, stats, ctx.inv_tau, False, ctx.tiling)
+        return T.normalize_backward(g_a, anchors, coef), T.normalize_backward(g_x, x, coef), None, None, None
+
+
+def _labels(labels: torch.Tensor, n: int, name: str) -> torch.Tensor:
+    if labels.shape != (n,):
+        raise ValueError(f"{name}: labels must have shape ({n},), got {tuple(labels.shape)}")
+    return labels.to(torch.int32).contiguous()
+
+
+def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07,
+           block_m=None, block_n=None, block_k=None, splits=None) -> torch.Tensor:
+    """Fused SupCon; same contract as kernels.reference.supcon."""
+    T.check_inputs("supcon", x)
+    return _SupCon.apply(x.contiguous(), _labels(labels, x.shape[0], "supcon"), float(temperature),
+                         Tiling(block_m, block_n, block_k, splits))
+
+
+def label_contrastive(anchors: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, *,
+                      temperature: float = 0.07, block_m=None, block_n=None, block_k=None,
+                      splits=None) -> torch.Tensor:
+    """Fused LCL (rectangular: C anchors x N samples); same contract as kernels.reference.label_contrastive."""
+    T.check_inputs("label_contrastive", anchors, x)
+    if anchors.shape[1] != x.shape[1]:
+        raise ValueError(f"label_contrastive: anchors {tuple(anchors.shape)} and samples {tuple(x.shape)} "
+                         "must share D")
+    # one dtype per kernel launch; autograd casts the anchors' gradient back
+    return _LabelContrastive.apply(anchors.to(x.dtype).contiguous(), x.contiguous(),
+                                   _labels(labels, x.shape[0], "label_contrastive"), float(temperature),
+                                   Tiling(block_m, block_n, block_k, splits))
