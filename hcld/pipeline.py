@@ -1,0 +1,207 @@
+"""Data -> features -> folds, chained and cached: what a grid needs before its first trial.
+
+`prepare_experiment` builds (or reuses) each stage under one data folder:
+
+    data_dir/corpora/synthetic-s{seed}-n{N}/   built-in corpus, IEMOCAP layout (only without --iemocap)
+    data_dir/prepared/<name>/manifest.parquet  one row per utterance (hcld.data.iemocap)
+    data_dir/prepared/<name>/folds-*.parquet   utt_id -> fold (hcld.data.folds)
+    data_dir/prepared/<name>/labels-<key>.npz  labels and folds in feature-row order (numpy only)
+    data_dir/features/<extractor>-<key>/       the feature store entry (hcld.features.store)
+
+and returns an `Experiment`: a handful of strings that pickle cheaply to Ray workers, which open
+the memmapped features themselves, so every worker on a machine shares one page-cached copy.
+`Experiment.trial_data` needs numpy only (no polars, no ray), like the trainer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hcld.config import TrialData
+from hcld.errors import DataError
+from hcld.features.store import FeatureSet
+
+SYNTH_MARKER = ".complete"
+PREPARED_MARKER = "prepared.json"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    corpus: str  # "synthetic(seed=0,n=1000)" | "iemocap"
+    features_name: str  # fbank | hubert
+    feature_key: str  # name of the feature store entry
+    fold_scheme: str  # random5 | loso
+    n_folds: int
+    data_key: str  # hash of feature key + folds: two trials with the same data_key saw the same data
+    description: str
+    feature_path: str
+    labels_path: str
+    manifest_path: str
+    folds_path: str
+
+    def feature_set(self) -> FeatureSet:
+        return _open_feature_set(self.feature_path)
+
+    def trial_data(self, fold: int) -> TrialData:
+        if not 0 <= fold < self.n_folds:
+            raise DataError(f"fold {fold} does not exist: {self.fold_scheme} has folds 0..{self.n_folds - 1}")
+        labels = _load_labels(self.labels_path)
+        test = np.flatnonzero(labels["fold"] == fold)
+        train = np.flatnonzero(labels["fold"] != fold)
+        for part, rows in (("test", test), ("train", train)):
+            if rows.size == 0:
+                raise DataError(f"fold {fold} of {self.fold_scheme} ({self.folds_path}) has an empty {part} set")
+        return TrialData(
+            features=self.feature_set().features,
+            emotion=labels["emotion"], speaker=labels["speaker"], train_idx=train, test_idx=test,
+            speaker_names=labels["speaker_names"].tolist(), utt_ids=labels["utt_ids"].tolist(),
+            description=f"{self.description}, fold {fold}",
+        )
+
+
+# Per-process caches: a worker running many trials opens each memmap and label file once.
+_FEATURE_SETS: dict[str, FeatureSet] = {}
+_LABELS: dict[str, dict[str, np.ndarray]] = {}
+
+
+def _open_feature_set(path: str) -> FeatureSet:
+    if path not in _FEATURE_SETS:
+        _FEATURE_SETS[path] = FeatureSet(path)
+    return _FEATURE_SETS[path]
+
+
+def _load_labels(path: str) -> dict[str, np.ndarray]:
+    if path not in _LABELS:
+        if not Path(path).is_file():
+            raise DataError(f"{path}: labels of this experiment are missing; run prepare_experiment again")
+        with np.load(path, allow_pickle=False) as npz:
+            _LABELS[path] = {name: npz[name] for name in npz.files}
+    return _LABELS[path]
+
+
+def prepare_experiment(*, data_dir: Path, iemocap: Path | None = None, features: str = "fbank",
+                       hubert_checkpoint: Path | None = None, fold_scheme: str = "random5", fold_seed: int = 0,
+                       synth_utterances: int = 1000, synth_seed: int = 0, progress: bool = True,
+                       log: Callable[[str], None] | None = None) -> Experiment:
+    """Corpus -> manifest -> folds -> features, each stage reused when already complete on disk."""
+    from hcld.data.folds import folds_filename
+
+    say = log or print
+    data_dir = Path(data_dir)
+    if iemocap is None:
+        name = f"synthetic-s{synth_seed}-n{synth_utterances}"
+        corpus = f"synthetic(seed={synth_seed},n={synth_utterances})"
+        root = _synthetic_corpus(data_dir / "corpora" / name, synth_utterances, synth_seed, progress, say)
+    else:
+        name, corpus, root = "iemocap", "iemocap", Path(iemocap).resolve()
+        say(f"Using IEMOCAP at {root}")
+    prepared = data_dir / "prepared" / name
+    manifest_path = _manifest(root, prepared, progress, say)
+    folds_path = prepared / folds_filename(fold_scheme, fold_seed)
+    folds = _folds(manifest_path, folds_path, fold_scheme, fold_seed, say)
+
+    from hcld.features.store import extract_features
+
+    fs = extract_features(manifest_path, features, data_dir / "features", checkpoint=hubert_checkpoint,
+                          progress=progress, log=say)
+    say(f"Features: {fs.key} {list(fs.shape)} in {fs.path}")
+    labels = _labels_in_row_order(fs, folds, folds_path)
+    data_key = _digest([fs.key, _digest(sorted(zip(labels["utt_ids"].tolist(), labels["fold"].tolist())))])[:16]
+    labels_path = prepared / f"labels-{data_key}.npz"
+    if not labels_path.is_file():
+        _save_npz_atomic(labels_path, labels)
+    return Experiment(
+        corpus=corpus, features_name=features, feature_key=fs.key, fold_scheme=fold_scheme,
+        n_folds=int(labels["fold"].max()) + 1, data_key=data_key,
+        description=f"{corpus} corpus, {features} features, {fold_scheme} folds (seed {fold_seed})",
+        feature_path=str(fs.path), labels_path=str(labels_path), manifest_path=str(manifest_path),
+        folds_path=str(folds_path),
+    )
+
+
+def _synthetic_corpus(out: Path, utterances: int, seed: int, progress: bool, say) -> Path:
+    from hcld.data.synth import write_synthetic_corpus
+
+    if (out / SYNTH_MARKER).is_file():
+        say(f"Using the built-in synthetic corpus ({utterances} utterances, seed {seed}) at {out} "
+            "(no --iemocap given; results are not comparable with the paper)")
+        return out
+    say(f"Using the built-in synthetic corpus (no --iemocap given): writing {utterances} utterances, "
+        f"seed {seed}, to {out}")
+    if out.exists():  # an interrupted earlier write: start over
+        shutil.rmtree(out)
+    write_synthetic_corpus(out, utterances=utterances, seed=seed, progress=progress)
+    (out / SYNTH_MARKER).write_text(json.dumps({"utterances": utterances, "seed": seed}) + "\n")
+    return out
+
+
+def _manifest(root: Path, prepared: Path, progress: bool, say) -> Path:
+    from hcld.data.iemocap import MANIFEST_NAME, prepare_iemocap
+
+    marker = prepared / PREPARED_MARKER
+    manifest = prepared / MANIFEST_NAME
+    if marker.is_file() and manifest.is_file() and json.loads(marker.read_text()).get("root") == str(root) \
+            and os.path.getmtime(manifest) <= os.path.getmtime(marker):
+        return manifest
+    result = prepare_iemocap(root, prepared, progress=progress)
+    counts = ", ".join(f"{e} {n}" for e, n in result.counts.items())
+    say(f"Manifest: {result.total} utterances ({counts}) -> {result.manifest_path}")
+    if result.skipped:
+        say(f"  skipped {len(result.skipped)} file(s), e.g. {result.skipped[0][0]}: {result.skipped[0][1]}")
+    marker.write_text(json.dumps({"root": str(root), "counts": result.counts, "skipped": len(result.skipped)}) + "\n")
+    return result.manifest_path
+
+
+def _folds(manifest_path: Path, folds_path: Path, scheme: str, seed: int, say):
+    from hcld.data.folds import make_folds, read_folds, write_folds
+    from hcld.data.iemocap import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    if folds_path.is_file():
+        folds = read_folds(folds_path)
+        if set(folds["utt_id"].to_list()) == set(manifest["utt_id"].to_list()):
+            return folds
+        say(f"{folds_path} does not list the manifest's utterances; making the folds again")
+    folds = make_folds(manifest, scheme, seed=seed)
+    write_folds(folds, folds_path)
+    return folds
+
+
+def _labels_in_row_order(fs: FeatureSet, folds, folds_path: Path) -> dict[str, np.ndarray]:
+    """Emotion, speaker and fold of every feature row (speaker ids: sorted names over the whole corpus)."""
+    from hcld.labels import EMOTION_INDEX
+
+    index = fs.index
+    utt_ids = index["utt_id"].to_list()
+    fold_of = dict(zip(folds["utt_id"].to_list(), folds["fold"].to_list()))
+    missing = [u for u in utt_ids if u not in fold_of]
+    if missing:
+        raise DataError(f"{folds_path} has no fold for {len(missing)} utterance(s), e.g. {missing[0]}")
+    names = sorted(set(index["speaker"].to_list()))
+    speaker_id = {s: i for i, s in enumerate(names)}
+    return {
+        "emotion": np.array([EMOTION_INDEX[e] for e in index["emotion"].to_list()], dtype=np.int64),
+        "speaker": np.array([speaker_id[s] for s in index["speaker"].to_list()], dtype=np.int64),
+        "fold": np.array([fold_of[u] for u in utt_ids], dtype=np.int64),
+        "speaker_names": np.array(names, dtype=str),
+        "utt_ids": np.array(utt_ids, dtype=str),
+    }
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
