@@ -165,3 +165,29 @@ def test_features_are_read_only_and_pickle_as_a_path(manifest, tmp_path):
 def test_bad_manifest_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="manifest not found"):
         extract_features(tmp_path / "missing.parquet", "fbank", tmp_path / "store", progress=False)
+
+
+def test_features_command_extracts_then_reuses(manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from grid.commands.features import features
+
+    args = ["--manifest", str(manifest), "--store", str(tmp_path / "store"), "--no-progress"]
+    first = CliRunner().invoke(features, args)
+    assert first.exit_code == 0, first.output
+    assert "shape: [7, 374, 80]" in first.output and "extracted in" in first.output
+    second = CliRunner().invoke(features, args)
+    assert second.exit_code == 0 and "reused" in second.output
+    key = next(line.split()[1] for line in first.output.splitlines() if line.startswith("key:"))
+    assert f"key:   {key}" in second.output and (tmp_path / "store" / key / MARKER_FILE).is_file()
+
+
+def test_features_command_reports_a_missing_checkpoint_without_traceback(manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from grid.commands.features import features
+
+    result = CliRunner().invoke(features, ["--manifest", str(manifest), "--extractor", "hubert",
+                                           "--store", str(tmp_path / "store")])
+    assert result.exit_code == 1 and "hubert_fairseq_base_ls960.pth" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "store").exists()

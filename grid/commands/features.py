@@ -1,0 +1,48 @@
+"""`hcld-grid features`: extract (or reuse) the features of a manifest into the feature store."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from hcld.errors import HcldError
+
+
+@click.command()
+@click.option("--manifest", type=click.Path(path_type=Path), required=True,
+              help="manifest.parquet written by `hcld-grid data prepare`.")
+@click.option("--extractor", type=click.Choice(["fbank", "hubert"]), default="fbank", show_default=True,
+              help="fbank needs nothing; hubert needs --checkpoint.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="hubert only: torchaudio's HUBERT_BASE weights, hubert_fairseq_base_ls960.pth (see README).")
+@click.option("--layer", type=int, default=None, help="hubert only: transformer layer to take (default: last).")
+@click.option("--store", type=click.Path(path_type=Path), default=Path("data/features"), show_default=True,
+              help="Feature store folder (entries are named <extractor>-<key>).")
+@click.option("--batch-size", type=int, default=None, help="Utterances per extraction batch (extractor default).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def features(manifest: Path, extractor: str, checkpoint: Path | None, layer: int | None, store: Path,
+             batch_size: int | None, progress: bool) -> None:
+    """Compute the features of every manifest row once; later calls with the same inputs reuse them."""
+    from hcld.features import extract_features
+    from hcld.features.store import is_complete
+
+    options = {"layer": layer} if layer is not None else {}
+    if layer is not None and extractor != "hubert":
+        raise click.UsageError("--layer only applies to --extractor hubert")
+    before = {p.name for p in store.iterdir() if is_complete(p)} if store.is_dir() else set()
+    started = time.perf_counter()
+    try:
+        fs = extract_features(manifest, extractor, store, checkpoint=checkpoint, progress=progress,
+                              batch_size=batch_size, log=click.echo, **options)
+    except HcldError as err:
+        raise click.ClickException(str(err)) from err
+    seconds = time.perf_counter() - started
+    n = fs.shape[0]
+    how = (f"reused (extracted {fs.meta['created_at']})" if fs.key in before
+           else f"extracted in {seconds:.1f} s ({n / max(seconds, 1e-9):.1f} utt/s)")
+    click.echo(f"key:   {fs.key}")
+    click.echo(f"shape: {list(fs.shape)} float16")
+    click.echo(f"path:  {fs.path}")
+    click.echo(f"time:  {how}")
