@@ -342,7 +342,7 @@ def protocol_lines(raw: pl.DataFrame, df: pl.DataFrame, grid: str, trials_file: 
         "",
         f"- Trials table: `{trials_file.name}` ({raw.height} attempt rows, {df.height} trials: {n_done} done, "
         f"{n_failed} failed; {missing} of the paper's variant×backbone×fold cells missing; "
-        f"{retried} trials finished after a failed attempt, counted once, latest done row used)",
+        f"{retried} done trials also have failed attempt rows: each trial counted once, from its latest done row)",
         f"- Data / corpus: {_tally(corpora)} (paper: IEMOCAP, 5531 utterances, 4 emotions, 10 speakers)",
         f"- Features: {_tally(df['features'].to_list())}"
         + ("" if features == {"hubert"} else " (paper: HuBERT-base, LibriSpeech 960 h)"),
