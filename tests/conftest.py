@@ -1,0 +1,26 @@
+"""Shared fixtures: one small synthetic corpus per test session, read by the real IEMOCAP reader."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network in tests
+
+
+@pytest.fixture(scope="session")
+def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root of a 120-utterance synthetic corpus in the IEMOCAP release layout (seed 0)."""
+    from hcld.data.synth import write_synthetic_corpus
+
+    return write_synthetic_corpus(tmp_path_factory.mktemp("synth") / "corpus", utterances=120, seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_manifest(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """manifest.parquet of `synth_corpus`, written by prepare_iemocap."""
+    from hcld.data.iemocap import prepare_iemocap
+
+    return prepare_iemocap(synth_corpus, tmp_path_factory.mktemp("data")).manifest_path
