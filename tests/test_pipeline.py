@@ -127,3 +127,22 @@ def test_hubert_without_checkpoint_stops_before_extracting(data_dir):
     with pytest.raises(MissingAssetError, match="hubert_fairseq_base_ls960.pth"):
         prepare_experiment(data_dir=data_dir, synth_utterances=N, features="hubert", progress=False,
                            log=lambda m: None)
+
+
+def test_hubert_features_from_a_small_local_checkpoint(data_dir, tmp_path):
+    import torch
+    from torchaudio.models import wav2vec2_model
+
+    from hcld.features.hubert import base_params
+
+    small = {"extractor_conv_layer_config": [(8, 10, 5)] + [(8, 3, 2)] * 4 + [(8, 2, 2)] * 2,
+             "encoder_embed_dim": 16, "encoder_num_layers": 1, "encoder_num_heads": 2,
+             "encoder_ff_interm_features": 32, "encoder_pos_conv_kernel": 8, "encoder_pos_conv_groups": 4}
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny-hubert.pth"
+    torch.save({"config": small, "state_dict": wav2vec2_model(**{**base_params(), **small}).state_dict()}, ckpt)
+    exp = prepare_experiment(data_dir=data_dir, synth_utterances=N, features="hubert", hubert_checkpoint=ckpt,
+                             progress=False, log=lambda m: None)
+    td = exp.trial_data(0)
+    assert exp.features_name == "hubert" and exp.feature_key.startswith("hubert-")
+    assert td.features.shape == (N, 374, 16) and np.isfinite(np.asarray(td.features)).all()

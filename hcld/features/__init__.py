@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -107,11 +107,16 @@ def make_extractor(name: str, *, checkpoint: Path | None = None, **options: Any)
 
 
 def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, checkpoint: Path | None = None,
-                     progress: bool = True, **options: Any) -> "FeatureSet":
-    """Features of every manifest row, from the content-addressed store (computed once, then reused)."""
+                     progress: bool = True, batch_size: int | None = None,
+                     log: Callable[[str], None] | None = None, **options: Any) -> "FeatureSet":
+    """Features of every manifest row, from the content-addressed store (computed once, then reused).
+
+    `options` go to the extractor (e.g. layer=9 for hubert, num_mel_bins=40 for fbank) and into the key.
+    """
     from hcld.features.store import extract_features as _extract
 
-    return _extract(manifest_path, extractor, store_root, checkpoint=checkpoint, progress=progress, **options)
+    return _extract(manifest_path, extractor, store_root, checkpoint=checkpoint, progress=progress,
+                    batch_size=batch_size, log=log, **options)
 
 
 __all__ = ["EXTRACTORS", "Extractor", "extract_features", "make_extractor", "normalise"]
