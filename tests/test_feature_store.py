@@ -191,3 +191,12 @@ def test_features_command_reports_a_missing_checkpoint_without_traceback(manifes
                                            "--store", str(tmp_path / "store")])
     assert result.exit_code == 1 and "hubert_fairseq_base_ls960.pth" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "store").exists()
+
+
+def test_finished_partial_is_published_without_recomputing(manifest, tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    fs = extract_features(manifest, "fbank", store, progress=False)
+    fs.path.rename(store / f"{fs.key}.partial")  # as if the process died between marker and rename
+    calls = count_compute(monkeypatch)
+    again = extract_features(manifest, "fbank", store, progress=False)
+    assert calls["n"] == 0 and again.path == fs.path and not (store / f"{fs.key}.partial").exists()

@@ -173,6 +173,9 @@ def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, c
             say(f"feature store entry {final} has no {MARKER_FILE} marker; removing it and extracting again")
             shutil.rmtree(final)
 
+        if is_complete(partial):  # finished, but stopped before the rename
+            os.replace(partial, final)
+            return FeatureSet(final)
         n = manifest.height
         shape = [n, ex.n_frames, ex.dim]
         record = {"key": key, "shape": shape}
