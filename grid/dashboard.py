@@ -44,6 +44,9 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
     from ray._private.authentication import authentication_utils
 
     quiet = {} if verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
+    if not verbose:  # describe() says the same about token auth, with what to do about it
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
     if address:
         ctx = ray.init(address=address, **quiet)
     else:

@@ -67,7 +67,7 @@ class Progress:
                     f"{self._status()}")
 
     def fail(self, trial_id: str, label: str, row: dict[str, Any], *, will_retry: bool) -> None:
-        error = (row.get("error") or "").splitlines()[-1:] or [""]
+        error = (row.get("error") or "").splitlines()[:1] or [""]  # "Type: message" comes first
         if will_retry:
             self.retried += 1
             self._print(f"    retry  {label} (attempt {row['attempts']} failed: {error[0][:160]})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import socket
 import time
 import traceback
@@ -336,4 +337,15 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
             verbose=None if verbose else 0,
         ),
     )
-    tuner.fit()
+    # Tune's new output engine prints its experiment tables even at verbose=0; the legacy engine
+    # at verbose=0 is silent, leaving the terminal to our Progress lines (-v restores Tune's own).
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if not verbose:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        tuner.fit()
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = saved

@@ -1,0 +1,146 @@
+"""`hcld-grid run` end to end: the real smoke pipeline, dedupe, kill -9 and resume, the lock.
+
+The kill/resume test swaps the trial function for a slow fake (via $HCLD_GRID_TRIAL_FN) so the
+driver can be killed mid-grid at a known point; everything else is the product's own path."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from grid.commands.run import run
+from grid.runner import TRIAL_FN_ENV
+from grid.store import RunLock
+from test_runner import ok_trial
+
+TESTS_DIR = Path(__file__).resolve().parent
+CLI = [sys.executable, "-c", "from grid.commands.run import run; run(prog_name='hcld-grid run')"]
+
+
+def slow_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    time.sleep(0.4)
+    return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One synthetic corpus + fbank store for the module (prepare_experiment reuses it)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv(TRIAL_FN_ENV, raising=False)
+
+
+def invoke(*args):
+    result = CliRunner().invoke(run, [str(a) for a in args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def comparable(table_rows):
+    """Rows with NaN made comparable (NaN != NaN would fail equal rows)."""
+    return [{k: ("nan" if v != v else v) for k, v in r.items()} for r in table_rows]
+
+
+def rows(results):
+    return pq.read_table(results / "smoke" / "trials.parquet").to_pylist()
+
+
+def test_smoke_grid_end_to_end_then_dedupe(tmp_path, data_dir):
+    results = tmp_path / "results"
+    common = ["smoke", "--backbones", "cnn", "--variants", "emo_only,hcld",
+              "--data-dir", data_dir, "--results-dir", results]
+    code, out = invoke(*common, "--no-dashboard", "--max-failures", "0")
+    assert code == 0, out
+    assert "SYNTHETIC corpus (200 utterances) with fbank features" in out
+    assert "2 trials, 0 already done, 2 to run" in out and "2 done, 0 failed" in out
+    first = rows(results)
+    assert sorted(r["variant"] for r in first) == ["emo_only", "hcld"]
+    for r in first:
+        assert r["status"] == "done" and r["epochs"] == 2 and r["features"] == "fbank"
+        assert r["corpus"].startswith("synthetic") and r["fold_scheme"] == "random5"
+        assert 0.0 <= r["emo_ua"] <= 1.0 and 0.0 <= r["emo_wa"] <= 1.0
+        assert (results / "smoke" / r["artifacts"] / "result.json").is_file()
+    # Same command again, even with the other executor: same trial ids, nothing scheduled.
+    code, out = invoke(*common, "--executor", "local")
+    assert code == 0, out
+    assert "2 already done, 0 to run" in out and "nothing to run" in out
+    assert comparable(rows(results)) == comparable(first)
+    code, out = invoke(*common, "--dry-run")
+    assert code == 0 and out.count(" done\n") == 2 and "0 would run" in out
+
+
+def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data_dir):
+    results = tmp_path / "results"
+    store = results / "smoke" / "trials.parquet"
+    args = ["smoke", "--data-dir", data_dir, "--results-dir", results]
+    env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([*CLI, *map(str, args), "--executor", "local"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while not (store.exists() and len(pq.read_table(store)) >= 3):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    before = pq.read_table(store).to_pylist()
+    assert 3 <= len(before) < 15  # killed mid-grid
+    done = subprocess.run([*CLI, *map(str, args), "--no-dashboard"], env=env, text=True,
+                          capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(before)} already done, {15 - len(before)} to run" in done.stdout
+    after = pq.read_table(store).to_pylist()
+    ids = [r["trial_id"] for r in after]
+    assert len(ids) == len(set(ids)) == 15  # every trial once
+    assert comparable(after[:len(before)]) == comparable(before)  # rows written before the kill are untouched
+    assert all(r["status"] == "done" and r["attempts"] == 1 for r in after)
+
+
+def test_failed_trials_are_recorded_and_the_exit_code_says_so(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv(TRIAL_FN_ENV, "test_runner:nan_on_orth_trial")
+    results = tmp_path / "results"
+    code, out = invoke("smoke", "--backbones", "cnn", "--variants", "orth,hcld", "--executor",
+                       "local", "--max-failures", "1", "--data-dir", data_dir,
+                       "--results-dir", results)
+    assert code == 1
+    assert "FAILED cnn/orth/fold0 after 2 attempt(s): TrialFailed: loss is nan" in out
+    assert "1 done, 1 failed" in out
+    statuses = sorted((r["variant"], r["status"], r["attempts"]) for r in rows(results))
+    assert statuses == [("hcld", "done", 1), ("orth", "failed", 1), ("orth", "failed", 2)]
+    code, out = invoke("smoke", "--backbones", "cnn", "--variants", "orth,hcld", "--executor",
+                       "local", "--max-failures", "1", "--data-dir", data_dir,
+                       "--results-dir", results)
+    assert code == 0 and "1 given up" in out and "0 to run" in out
+
+
+def test_a_second_run_on_the_same_results_is_refused_naming_the_holder(tmp_path, data_dir):
+    results = tmp_path / "results"
+    with RunLock(results / "smoke"):
+        code, out = invoke("smoke", "--executor", "local", "--data-dir", data_dir,
+                           "--results-dir", results)
+    assert code == 2
+    assert "is in use by another run" in out and f"pid {os.getpid()}" in out
+    assert not (results / "smoke" / "trials.parquet").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "nosuch=1"], "--set nosuch: not a trial setting"),
+    (["--set", "epochs=many"], "--set epochs=many: expected int"),
+    (["--backbones", "cnn,gru"], "unknown backbone(s) ['gru']"),
+    (["--features", "hubert"], "--features hubert needs --hubert-checkpoint"),
+])
+def test_bad_options_are_refused_clearly(tmp_path, args, message):
+    code, out = invoke("smoke", *args, "--data-dir", tmp_path / "d", "--results-dir", tmp_path)
+    assert code == 2 and message in out
