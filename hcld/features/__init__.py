@@ -75,7 +75,8 @@ class Extractor:
             out = self._compute(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)),
                                 torch.as_tensor(lengths, dtype=torch.long)).float().cpu().numpy()
         if out.shape[1:] != (self.n_frames, self.dim):
-            raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, expected {(self.n_frames, self.dim)}")
+            raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, "
+                               f"expected {(self.n_frames, self.dim)}")
         valid = np.array([self.valid_frames(int(n)) for n in lengths])
         return normalise(out, valid) if self.norm == "utterance" else out
 

@@ -65,7 +65,8 @@ def load_checkpoint(path: Path | None) -> tuple[dict[str, Any], dict[str, torch.
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and truncation errors all mean "not a usable checkpoint"
-        raise DataError(f"HuBERT checkpoint {path} cannot be read as a torch state dict ({exc}). {DOWNLOAD_HELP}") from exc
+        raise DataError(f"HuBERT checkpoint {path} cannot be read as a torch state dict ({exc}). "
+                        f"{DOWNLOAD_HELP}") from exc
     if not isinstance(blob, dict):
         raise DataError(f"HuBERT checkpoint {path} holds a {type(blob).__name__}, not a state dict. {DOWNLOAD_HELP}")
     params = base_params()
