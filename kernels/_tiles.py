@@ -70,9 +70,9 @@ def mm(a, b, acc, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
-def inv_norm(ptr, offs, mask, D, stride, BLOCK_K: tl.constexpr):
-    """1 / max(||x_i||, eps) for the rows `offs` (fp32), as F.normalize divides."""
-    ss = tl.zeros([offs.shape[0]], dtype=tl.float32)
+def inv_norm(ptr, offs, mask, D, stride, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    """1 / max(||x_i||, eps) for the BLOCK_M rows `offs` (fp32), as F.normalize divides."""
+    ss = tl.zeros([BLOCK_M], dtype=tl.float32)
     for k in range(0, D, BLOCK_K):
         offs_k = k + tl.arange(0, BLOCK_K)
         x = tl.load(ptr + offs[:, None] * stride + offs_k[None, :],
@@ -104,11 +104,11 @@ def cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D, stride_r
 
 
 @triton.jit
-def zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_K: tl.constexpr):
+def zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
     for k in range(0, D, BLOCK_K):
         offs_k = k + tl.arange(0, BLOCK_K)
         tl.store(g_ptr + offs_m[:, None] * D + offs_k[None, :],
-                 tl.zeros([offs_m.shape[0], BLOCK_K], dtype=tl.float32),
+                 tl.zeros([BLOCK_M, BLOCK_K], dtype=tl.float32),
                  mask=mask_m[:, None] & (offs_k[None, :] < D))
 
 

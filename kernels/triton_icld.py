@@ -52,8 +52,8 @@ def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, pos_sum, neg_sum, pos
     split = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_m = offs_m < N
-    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_K)
-    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_K)
+    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_M, BLOCK_K)
+    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_M, BLOCK_K)
     emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
     spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
     ps = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -96,10 +96,10 @@ def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, ge_ptr, gs_ptr,
     mask_m = offs_m < N
     ge_ptr += split * N * De
     gs_ptr += split * N * Ds
-    T.zero_rows(ge_ptr, offs_m, mask_m, De, BLOCK_K)
-    T.zero_rows(gs_ptr, offs_m, mask_m, Ds, BLOCK_K)
-    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_K)
-    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_K)
+    T.zero_rows(ge_ptr, offs_m, mask_m, De, BLOCK_M, BLOCK_K)
+    T.zero_rows(gs_ptr, offs_m, mask_m, Ds, BLOCK_M, BLOCK_K)
+    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_M, BLOCK_K)
+    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_M, BLOCK_K)
     emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
     spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
     lo = split * cols_per_split

@@ -34,7 +34,7 @@ def _lse_forward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, m_out, l_out, s_out, n
     split = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_m = offs_m < M
-    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_K)
+    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_M, BLOCK_K)
     lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
     # a finite floor, not -inf: exp(m_old - m_new) must stay defined while a row has seen nothing
     m_i = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
@@ -80,8 +80,8 @@ def _lse_backward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_lse, r_alpha, r_bet
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_m = offs_m < M
     g_ptr += split * M * D
-    T.zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_K)
-    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_K)
+    T.zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_M, BLOCK_K)
+    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_M, BLOCK_K)
     lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
     if ROW_TERM:
         lse_r = tl.load(r_lse + offs_m, mask=mask_m, other=0.0)

@@ -152,3 +152,53 @@ def test_dispatch_falls_back_to_torch_without_gpu_or_interpreter(monkeypatch):
 def test_supcon_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="labels must have shape"):
         triton_supcon.supcon(_x(5, 4, 26), torch.zeros(4, dtype=torch.long))
+
+
+def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
+    """`hcld-grid bench kernels` on CPU: every loss, eager and fused (interpreter), CSV + table."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from grid.commands.bench_kernels import kernels as bench_kernels
+    from kernels import bench
+
+    out = tmp_path / "k.csv"
+    result = CliRunner().invoke(bench_kernels, ["--n", "20", "--d", "16", "--device", "cpu", "--repeats", "1",
+                                                "--warmup", "0", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "x eager" in result.output and f"wrote 6 rows to {out}" in result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["loss"], r["impl"]) for r in rows] == [(loss, impl) for loss in bench.LOSSES for impl in ("eager", "fused")]
+    for r in rows:
+        assert r["status"] == "ok" and r["device"] == "cpu" and float(r["ms_median"]) > 0
+        assert float(r["gflop"]) == pytest.approx(bench.useful_flops(r["loss"], 20, 16) / 1e9)
+        assert r["ran"] == ("triton-interpreter" if r["impl"] == "fused" else "torch")
+        assert float(r["speedup_vs_eager"]) > 0
+    assert {float(r["speedup_vs_eager"]) for r in rows if r["impl"] == "eager"} == {1.0}
+
+
+def test_bench_records_out_of_memory_and_goes_on(monkeypatch):
+    from kernels import bench
+
+    def no_memory(loss, n, *args):
+        if n > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 16 GiB")
+        return real(loss, n, *args)
+
+    real = bench.make_inputs
+    monkeypatch.setattr(bench, "make_inputs", no_memory)
+    cfg = bench.BenchConfig(device="cpu", losses=("supcon",), impls=("eager",), ns=(8, 32), ds=(8,),
+                            repeats=1, warmup=0)
+    rows = bench.run_benchmark(cfg)
+    assert [r["status"] for r in rows] == ["ok", "oom"]
+    assert rows[1].get("ms_median") is None and rows[1].get("speedup_vs_eager") is None
+
+
+def test_bench_peak_table_matches_device_names():
+    from kernels import bench
+
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == pytest.approx(66.9)
+    assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
+    assert bench.peak_tflops("NVIDIA H200", "tf32") == pytest.approx(494.7)
+    assert bench.peak_tflops("cpu", "fp32") is None

@@ -1,0 +1,263 @@
+"""Forward+backward benchmark of the pairwise losses: fused Triton vs eager PyTorch vs torch.compile.
+
+For every (loss, N, D, dtype) the eager reference runs first in the same process, so speed-up and
+memory ratios compare like with like. Time is the median over repeats (CUDA events on a GPU,
+perf_counter on CPU), memory is torch.cuda.max_memory_allocated over one forward+backward
+(inputs included), and FLOP/s counts the useful work of the loss (the cosine Gram matrices and the
+gradient products, see `useful_flops`), the same count for every implementation.
+An out-of-memory is caught and recorded as status "oom". Imports only torch (and triton lazily).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from kernels import dispatch, reference
+
+LOSSES = ("icld", "supcon", "lcl")
+IMPLS = ("eager", "compiled", "fused")
+PAPER_NS = (32, 256, 1024, 4096, 16384, 65536)
+PAPER_DS = (256, 768)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+N_EMOTIONS, N_SPEAKERS, N_ANCHORS = 4, 10, 4  # IEMOCAP: 4 classes, 10 speakers; LCL: one anchor per class
+
+# Dense peak TFLOP/s by device-name fragment (first match wins, so specific names come first).
+# "fp32" is the CUDA-core rate: the fused kernels multiply fp32 inputs exactly (no TF32), as the
+# eager reference does under PyTorch's default matmul precision. fp16/bf16 are tensor-core rates.
+PEAK_TFLOPS = (
+    ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "fp16": 756.0, "bf16": 756.0}),
+    ("H100", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4}),  # SXM
+    ("H200", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4}),
+    ("A100", {"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0}),
+    ("L40S", {"fp32": 91.6, "tf32": 183.0, "fp16": 362.0, "bf16": 362.0}),
+    ("L4", {"fp32": 30.3, "tf32": 60.0, "fp16": 121.0, "bf16": 121.0}),
+)
+
+COLUMNS = ("device", "loss", "impl", "ran", "n", "d", "dtype", "status", "ms_median", "ms_min", "repeats",
+           "peak_mem_mib", "gflop", "tflops", "peak_tflops", "peak_frac", "speedup_vs_eager",
+           "mem_vs_eager", "torch", "triton")
+
+
+@dataclass
+class BenchConfig:
+    device: str = "cuda"
+    losses: tuple[str, ...] = LOSSES
+    impls: tuple[str, ...] = IMPLS
+    ns: tuple[int, ...] = PAPER_NS
+    ds: tuple[int, ...] = PAPER_DS
+    dtypes: tuple[str, ...] = ("fp32",)
+    repeats: int = 20
+    warmup: int = 3
+    max_seconds: float = 10.0  # per cell: stop repeating early (at least 1 timed run) on slow cells
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def device_name(device: str) -> str:
+    if torch.device(device).type == "cuda":
+        return torch.cuda.get_device_name(torch.device(device))
+    return "cpu"
+
+
+def device_slug(device: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
+
+
+def peak_tflops(name: str, dtype: str) -> float | None:
+    for fragment, peaks in PEAK_TFLOPS:
+        if fragment.lower() in name.lower():
+            return peaks[dtype]
+    return None
+
+
+def useful_flops(loss: str, n: int, d: int) -> float:
+    """Multiply-adds x2 of the Gram products a loss needs: forward cosines (2 N^2 D per embedding)
+    plus the gradient product G = W Z (2 N^2 D per embedding). ICLD has two embeddings; LCL is
+    rectangular (anchors x N) with two gradient products (anchors and samples). The fused backward
+    recomputes the cosines, so it executes 1.5x this count."""
+    if loss == "icld":
+        return 2 * 4.0 * n * n * d
+    if loss == "supcon":
+        return 4.0 * n * n * d
+    return 6.0 * N_ANCHORS * n * d
+
+
+def make_inputs(loss: str, n: int, d: int, dtype: torch.dtype, device: str, seed: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    emb = lambda rows: torch.randn(rows, d, generator=g).to(device=device, dtype=dtype).requires_grad_(True)
+    emotion = torch.randint(0, N_EMOTIONS, (n,), generator=g).to(device)
+    speaker = torch.randint(0, N_SPEAKERS, (n,), generator=g).to(device)
+    if loss == "icld":
+        return [emb(n), emb(n), emotion, speaker]
+    if loss == "supcon":
+        return [emb(n), emotion]
+    return [emb(N_ANCHORS), emb(n), emotion]
+
+
+def loss_fn(loss: str, impl: str) -> Callable[..., torch.Tensor]:
+    if impl == "fused":
+        import kernels
+
+        return {"icld": lambda xe, xs, e, s: kernels.icld(xe, xs, e, s, margin=0.2, impl="triton"),
+                "supcon": lambda x, y: kernels.supcon(x, y, impl="triton"),
+                "lcl": lambda a, x, y: kernels.label_contrastive(a, x, y, impl="triton")}[loss]
+    fn = {"icld": lambda xe, xs, e, s: reference.icld(xe, xs, e, s, margin=0.2),
+          "supcon": lambda x, y: reference.supcon(x, y),
+          "lcl": lambda a, x, y: reference.label_contrastive(a, x, y)}[loss]
+    return torch.compile(fn, dynamic=False) if impl == "compiled" else fn
+
+
+def _step(fn, inputs):
+    for t in inputs:
+        t.grad = None
+    fn(*inputs).backward()
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def time_cell(fn, inputs, device: str, cfg: BenchConfig) -> tuple[list[float], float | None]:
+    """(milliseconds per forward+backward, peak MiB or None off-GPU)."""
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(cfg.warmup):
+        _step(fn, inputs)
+    peak = None
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < max(cfg.repeats, 1):
+        if cuda:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            _step(fn, inputs)
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            _step(fn, inputs)
+            times.append((time.perf_counter() - t0) * 1e3)
+        if time.perf_counter() - started > cfg.max_seconds:
+            break
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return times, peak
+
+
+def _ran(impl: str, device: str) -> str:
+    if impl == "fused":
+        return dispatch.resolve_impl("triton", device)
+    return "torch.compile" if impl == "compiled" else "torch"
+
+
+def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    name = device_name(cfg.device)
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = ""
+    rows = []
+    for dtype_name in cfg.dtypes:
+        for loss in cfg.losses:
+            for d in cfg.ds:
+                for n in cfg.ns:
+                    eager = None
+                    # eager first: the ratios need it, measured in this same process
+                    for impl in sorted(cfg.impls, key=lambda i: i != "eager"):
+                        row = _bench_one(cfg, name, loss, impl, n, d, dtype_name)
+                        row.update(torch=torch.__version__, triton=triton_version)
+                        if impl == "eager":
+                            eager = row
+                        _ratios(row, eager)
+                        rows.append(row)
+                        if on_row:
+                            on_row(row)
+    return rows
+
+
+def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int, dtype_name: str) -> dict:
+    ran = _ran(impl, cfg.device)
+    row = dict(device=name, loss=loss, impl=impl, ran=ran, n=n, d=d, dtype=dtype_name, status="ok")
+    if impl == "fused" and ran == "torch":
+        row["status"] = "skipped: no GPU and TRITON_INTERPRET unset"
+        return row
+    cuda = torch.device(cfg.device).type == "cuda"
+    inputs = None
+    try:
+        inputs = make_inputs(loss, n, d, DTYPES[dtype_name], cfg.device, cfg.seed)
+        times, peak = time_cell(loss_fn(loss, impl), inputs, cfg.device, cfg)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded row, the sweep goes on
+        if not _is_oom(exc):
+            row["status"] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            return row
+        row["status"] = "oom"
+        return row
+    finally:
+        del inputs
+        if cuda:
+            torch.cuda.empty_cache()
+    ms = statistics.median(times)
+    flops = useful_flops(loss, n, d)
+    peak_tf = peak_tflops(name, dtype_name)
+    row.update(ms_median=ms, ms_min=min(times), repeats=len(times), peak_mem_mib=peak, gflop=flops / 1e9,
+               tflops=flops / (ms * 1e-3) / 1e12, peak_tflops=peak_tf)
+    row["peak_frac"] = row["tflops"] / peak_tf if peak_tf else None
+    return row
+
+
+def _ratios(row: dict, eager: dict | None) -> None:
+    ok = lambda r: r is not None and r.get("status") == "ok"
+    if ok(row) and ok(eager):
+        row["speedup_vs_eager"] = eager["ms_median"] / row["ms_median"]
+        if row.get("peak_mem_mib") and eager.get("peak_mem_mib"):
+            row["mem_vs_eager"] = row["peak_mem_mib"] / eager["peak_mem_mib"]
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    return path
+
+
+def _fmt(value, width: int, decimals: int) -> str:
+    text = "-" if value is None or value == "" else f"{value:.{decimals}f}"
+    return text.rjust(width)
+
+
+def format_row(row: dict) -> str:
+    return (f"{row['loss']:<7}{row['impl']:<9}{row['dtype']:<5}{row['n']:>7}{row['d']:>6}  "
+            f"{_fmt(row.get('ms_median'), 10, 3)}{_fmt(row.get('peak_mem_mib'), 11, 1)}"
+            f"{_fmt(row.get('tflops'), 9, 3)}{_fmt(row.get('peak_frac'), 8, 3)}"
+            f"{_fmt(row.get('speedup_vs_eager'), 8, 2)}  {row['status']}")
+
+
+TABLE_HEADER = (f"{'loss':<7}{'impl':<9}{'dtype':<5}{'N':>7}{'D':>6}  {'ms':>10}{'peak MiB':>11}"
+                f"{'TFLOP/s':>9}{'of peak':>8}{'x eager':>8}  status")
+
+
+def use_interpreter_on_cpu(device: str) -> None:
+    """On CPU the fused kernels can only run through triton's interpreter, which must be chosen
+    before the kernel modules are imported (decoration time)."""
+    if torch.device(device).type == "cpu" and "TRITON_INTERPRET" not in os.environ:
+        if "kernels.triton_supcon" in sys.modules or "kernels.triton_icld" in sys.modules:
+            return  # too late to switch; the fused rows will say they were skipped
+        os.environ["TRITON_INTERPRET"] = "1"
