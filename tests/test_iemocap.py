@@ -249,7 +249,7 @@ def test_prepare_cli_prints_counts_and_writes_folds(tmp_path):
     res = CliRunner().invoke(data_cli, ["prepare", "--iemocap", str(root), "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "ang 2, hap 5, neu 5, sad 3  total 15" in res.output
-    assert "hap 1636, ang 1084, sad 1103, neu 1708  total 5531" in res.output
+    assert "hap 1636, ang 1103, sad 1084, neu 1708  total 5531" in res.output
     assert "Ses02F_impro02_F000.wav: audio file is empty" in res.output
     assert {p.name for p in out.iterdir()} == {"manifest.parquet", "folds-random5.parquet", "folds-loso.parquet"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from hcld.errors import HcldError
-from hcld.labels import EMOTIONS, IEMOCAP_COUNTS
+from hcld.labels import EMOTIONS
 
 
 def _user_errors(fn):
@@ -54,14 +54,15 @@ def synth(out: Path, utterances: int, seed: int) -> None:
 @_user_errors
 def prepare(root: Path, out_dir: Path, strict: bool, fold_seed: int) -> None:
     """Read a corpus tree into OUT/manifest.parquet and write its random5 and loso folds next to it."""
-    from hcld.data.iemocap import prepare_iemocap, read_manifest
+    from hcld.data.iemocap import RELEASE_COUNTS, prepare_iemocap, read_manifest
 
     result = prepare_iemocap(root, out_dir, strict=strict, progress=True)
     click.echo(f"manifest: {result.manifest_path}")
-    click.echo("utterances: " + ", ".join(f"{e} {result.counts[e]}" for e in EMOTIONS) + f"  total {result.total}")
-    click.echo(f"(on the real IEMOCAP release expect "
-               + ", ".join(f"{e} {IEMOCAP_COUNTS[e]}" for e in ("hap", "ang", "sad", "neu"))
-               + f"  total {sum(IEMOCAP_COUNTS.values())})")
+    click.echo("utterances: " + ", ".join(f"{e} {result.counts[e]}" for e in EMOTIONS) + f"  total {result.total}"
+               + ("  (matches the IEMOCAP release)" if result.counts == RELEASE_COUNTS else ""))
+    click.echo("on the full IEMOCAP release expect "
+               + ", ".join(f"{e} {RELEASE_COUNTS[e]}" for e in ("hap", "ang", "sad", "neu"))
+               + f"  total {sum(RELEASE_COUNTS.values())} (the paper prints ang and sad swapped: 1084 / 1103)")
     click.echo(f"speakers ({len(result.speakers)}): {' '.join(result.speakers)}")
     if result.dropped_labels:
         click.echo("labels not used: " + ", ".join(f"{k} {v}" for k, v in result.dropped_labels.items()))
