@@ -133,6 +133,9 @@ def curves_figure(arts: _Artifacts, backbone: str, variants: list[str], path: Pa
     if not per_variant:
         return f"skipped {path.name}: no result.json with curves for {backbone}"
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    colours = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(variants)}  # one colour per variant
     fig, axes = plt.subplots(2, 4, figsize=(15, 6.5))
     for ax, term in zip(axes.flat, LOSS_TERMS):
         drawn = 0
@@ -140,10 +143,12 @@ def curves_figure(arts: _Artifacts, backbone: str, variants: list[str], path: Pa
             points = curves.get(term, {})
             # A term a variant does not use is all zero: leave it out rather than draw a flat line.
             if points and any(v != 0 for v in points.values()):
-                ax.plot(list(points), list(points.values()), label=f"{_label(variant)} (n={n})")
+                ax.plot(list(points), list(points.values()), label=f"{_label(variant)} (n={n})",
+                        color=colours[variant], marker="." if len(points) < 20 else None)
                 drawn += 1
         ax.set_title(term + ("" if drawn else " (unused)"), fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if drawn:
             ax.legend(fontsize=7)
     axes.flat[-1].set_axis_off()
@@ -170,7 +175,7 @@ def _embeddings(arts: _Artifacts, variant: str, backbone: str) -> tuple[dict | N
             problems.append(f"{path}: {exc}")
             continue
         n = len(data["emotion"])
-        if data["xe"].ndim != 2 or len(data["xe"]) != n or len(data["xs"]) != n or len(data["speaker"]) != n:
+        if any(data[k].ndim != 2 or len(data[k]) != n for k in ("xe", "xs")) or len(data["speaker"]) != n:
             problems.append(f"{path}: inconsistent shapes")
             continue
         return data, f"fold {trial['fold']}"
@@ -201,13 +206,17 @@ def projection_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
         ):
             ax = row[col]
             x = data[name][keep].astype(np.float32)
+            symbol = "X_e" if name == "xe" else "X_s"
+            if x.shape[1] == 0:  # e.g. emo_only trains no speaker branch: its X_s has width 0
+                ax.text(0.5, 0.5, f"{_label(variant)}: no {symbol}\n(no such branch)", ha="center", va="center")
+                ax.set_axis_off()
+                continue
             xy = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, 0 * x]
             labels = data[colour_by][keep]
             cmap = "tab10" if colour_by == "emotion" or data["speaker"].max(initial=0) < 10 else "tab20"
             top = len(EMOTIONS) - 1 if colour_by == "emotion" else max(int(data["speaker"].max(initial=0)), 1)
             # Fixed colour limits: one label keeps one colour across the panels of a figure.
             sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=0, vmax=top, s=6, alpha=0.7)
-            symbol = "X_e" if name == "xe" else "X_s"
             ax.set_title(f"{_label(variant)} ({where}): {symbol} by {colour_by}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -25,6 +25,7 @@ import polars as pl
 from grid import paper
 from grid.stats import paired_test
 from hcld.errors import DataError
+from hcld.labels import SESSIONS
 
 METRICS: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
 PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
@@ -38,8 +39,8 @@ OPTIONAL_INTS: tuple[str, ...] = ("epochs", "seed", "reported_epoch", "attempts"
 OPTIONAL_FLOATS: tuple[str, ...] = (*PROBES, "seconds")
 # Trials that differ in any of these are different experiments and are never pooled.
 SETTING_FIELDS: tuple[str, ...] = ("corpus", "features", "fold_scheme", "epochs", "seed", "loss_impl")
-# Folds a scheme must have; other schemes (loso) are judged by the folds seen in the table.
-EXPECTED_FOLDS: dict[str, int] = {"random5": 5}
+# Folds a scheme has (as hcld.data.folds makes them); a named grid may run only some (grid.specs).
+EXPECTED_FOLDS: dict[str, int] = {"random5": 5, "loso": len(SESSIONS)}
 # Config fields that decide how the paper's ambiguous losses were read (docs: paper-notes).
 INTERPRETATION_FIELDS: tuple[str, ...] = (
     "icld_negative", "icld_margin", "temperature", "supcon_embedding", "supcon_labels",
@@ -159,10 +160,23 @@ def _cells(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
     )
 
 
-def _expected_folds(df: pl.DataFrame) -> pl.DataFrame:
-    """Folds each setting should have: the scheme's count, or the folds seen if that is more/unknown."""
+def spec_folds(grid: str) -> tuple[int, ...] | None:
+    """The folds a named grid runs when it does not run all of them (e.g. `smoke`: fold 0 only)."""
+    from grid.specs import GRIDS
+
+    spec = GRIDS.get(grid)
+    return spec.folds if spec is not None else None
+
+
+def _expected_folds(df: pl.DataFrame, grid: str) -> pl.DataFrame:
+    """Folds each setting should have: the grid's fold list, else the scheme's count; never fewer
+    than the folds actually seen (so a cell is never more than complete)."""
     per = df.group_by("setting").agg(pl.col("fold_scheme").first(), seen=pl.col("fold").n_unique())
-    known = pl.col("fold_scheme").replace_strict(EXPECTED_FOLDS, default=0, return_dtype=pl.Int64)
+    folds = spec_folds(grid)
+    if folds is not None:
+        known = pl.lit(len(folds), dtype=pl.Int64)
+    else:
+        known = pl.col("fold_scheme").replace_strict(EXPECTED_FOLDS, default=0, return_dtype=pl.Int64)
     return per.select("setting", n_expected=pl.max_horizontal(known, pl.col("seen").cast(pl.Int64)))
 
 
@@ -179,7 +193,7 @@ def _aggregate(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     return done.group_by("setting", "variant", pl.col("row_backbone").alias("backbone")).agg(aggs)
 
 
-def ablation_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
+def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
     """Table II: every paper cell (and ours-only cells), our mean ± std, the paper's value, Δ."""
     cells = _cells(df, settings)
     stats = _aggregate(df, METRICS)
@@ -189,7 +203,7 @@ def ablation_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
         .agg(n_failed=pl.len())
     )
     table = (
-        cells.join(_expected_folds(df), on="setting", how="left")
+        cells.join(_expected_folds(df, grid), on="setting", how="left")
         .join(stats, on=["setting", "variant", "backbone"], how="left")
         .join(failed, on=["setting", "variant", "backbone"], how="left")
         .with_columns(pl.col("n_done", "n_failed").fill_null(0).cast(pl.Int64))
@@ -348,7 +362,9 @@ def protocol_lines(raw: pl.DataFrame, df: pl.DataFrame, grid: str, trials_file: 
         + ("" if features == {"hubert"} else " (paper: HuBERT-base, LibriSpeech 960 h)"),
         f"- Fold scheme: {_tally(df['fold_scheme'].to_list())}; folds seen: "
         f"{sorted(set(df['fold'].drop_nulls().to_list()))}; expected folds per cell: "
-        f"{_tally(table2.unique('setting')['n_expected'].to_list())} (paper: random 80/20, five folds)",
+        f"{_tally(table2.unique('setting')['n_expected'].to_list())}"
+        + (f" (grid `{grid}` runs folds {list(spec_folds(grid))})" if spec_folds(grid) is not None else "")
+        + " (paper: random 80/20, five folds)",
         f"- Epochs: {_tally(df['epochs'].to_list())} (paper: 100); seeds: {_tally(df['seed'].to_list())}",
         "- Optimisation: " + "; ".join(f"{k} {config_tally(k)}" for k in OPTIMISATION_FIELDS),
         "- Loss interpretation (config_json): "
@@ -384,7 +400,7 @@ def build_report(results_dir: Path, grid: str, *, read_artifacts: bool = True) -
         raise DataError(f"trials table {path} has no rows")
     df = _with_keys(latest_outcomes(raw))
     settings = sorted(set(df["setting"].to_list()))
-    table2 = ablation_table(df, settings)
+    table2 = ablation_table(df, settings, grid)
     report = Report(
         grid=grid,
         trials_file=path,

@@ -46,8 +46,10 @@ def _artifacts(grid_dir, variant, backbone, fold, *, n=60, embeddings=True):
     (folder / "result.json").write_text(json.dumps(result))
     if embeddings:
         emotion, speaker = rng.integers(0, 4, n), rng.integers(0, 10, n)
+        # Like the trainer: a variant without a speaker branch stores X_s with width 0.
+        width_xs = 0 if variant == "emo_only" else 8
         np.savez(folder / "embeddings.npz", xe=rng.normal(size=(n, 8)).astype(np.float16),
-                 xs=rng.normal(size=(n, 8)).astype(np.float16), emotion=emotion, speaker=speaker)
+                 xs=rng.normal(size=(n, width_xs)).astype(np.float16), emotion=emotion, speaker=speaker)
 
 
 def _grid(tmp_path):

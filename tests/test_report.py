@@ -276,6 +276,17 @@ def test_synthetic_corpus_is_flagged_and_settings_are_never_pooled(tmp_path):
     assert "(paper: HuBERT-base" in md
 
 
+def test_named_grid_with_fewer_folds_expects_only_those(tmp_path):
+    # The `smoke` grid runs fold 0 only (grid.specs): one fold is complete, not 1 of 5.
+    rows = [trial("hcld", "cnn", 0, emo_wa=0.3, emo_ua=0.3)]
+    rep = R.build_report(write(tmp_path, rows, grid="smoke"), "smoke")
+    md = R.render_markdown(rep)
+    row = find(md_table(md, "Table II"), Type="HCLD", Model="CNN")
+    assert (row["done/exp"], row["missing"], row["Emo WA (ours)"]) == ("1/1", "0", "30.00 ± n/a")
+    assert find(md_table(md, "Table II"), Type="orth", Model="CNN")["missing"] == "1"
+    assert "grid `smoke` runs folds [0]" in md
+
+
 def test_varying_interpretation_is_called_out(tmp_path):
     rows = [trial("hcld", "cnn", 0, emo_wa=0.5, emo_ua=0.5), trial("hcld", "cnn", 1, emo_wa=0.5, emo_ua=0.5)]
     config = json.loads(rows[1]["config_json"])
