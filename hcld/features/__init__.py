@@ -43,6 +43,7 @@ class Extractor:
     name: str = ""
     dim: int = 0
     batch_size: int = 16
+    threads: int | None = None  # torch intra-op threads while computing; None keeps torch's setting
     sample_rate: int = SAMPLE_RATE
     clip_seconds: float = CLIP_SECONDS
 
@@ -71,9 +72,15 @@ class Extractor:
     def __call__(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            out = self._compute(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)),
-                                torch.as_tensor(lengths, dtype=torch.long)).float().cpu().numpy()
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                out = self._compute(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)),
+                                    torch.as_tensor(lengths, dtype=torch.long)).float().cpu().numpy()
+        finally:
+            torch.set_num_threads(previous)
         if out.shape[1:] != (self.n_frames, self.dim):
             raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, "
                                f"expected {(self.n_frames, self.dim)}")
