@@ -13,17 +13,16 @@ Speech is a source-filter model, synthesised frame by frame (16 ms hop, 32 ms FF
 
 Every utterance also gets its own random level, vowels, syllable timing and background noise,
 and the emotion means overlap, so neither emotion nor speaker is trivially separable (a linear
-probe on mean log-mel fbank lands well below 100% on both; see the module test and the report).
+probe on mean log-mel fbank lands well below 100% on both; see tests/test_synth.py).
 Numpy only; deterministic per seed (each utterance has its own seeded generator).
 """
 
 from __future__ import annotations
 
 import math
+import wave as wave_module
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import wave as wave_module
 
 import numpy as np
 
@@ -72,7 +71,7 @@ class Speaker:
     tilt: float        # extra spectral tilt, dB per octave
     breath: float      # aspiration noise relative to the voiced source
     f4: float          # speaker-specific high resonance, Hz
-    f4_gain: float
+    f4_gain: float     # its strength
 
 
 @dataclass(frozen=True)
