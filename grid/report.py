@@ -370,7 +370,9 @@ def protocol_lines(raw: pl.DataFrame, df: pl.DataFrame, grid: str, trials_file: 
         "- Loss interpretation (config_json): "
         + "; ".join(f"{k} {config_tally(k)}" for k in INTERPRETATION_FIELDS),
     ]
-    if read_artifacts:
+    if read_artifacts and n_done == 0:
+        lines.append("- As run (result.json): no done trials")
+    elif read_artifacts:
         done = df.filter(pl.col("status") == "done")
         grid_dir = trials_file.parent
         actual = {key: [_artifact_field(grid_dir, rel, key) for rel in done["artifacts"].to_list()]
