@@ -37,7 +37,7 @@ class LossWeights:
 
     @property
     def needs_speaker_branch(self) -> bool:
-        # SupCon may contrast X_s; callers check that case through `uses_xs`
+        # SupCon may also contrast X_s: `uses_speaker_branch(config)` covers that case
         return any(w != 0 for w in (self.task_spk, self.icld, self.orth))
 
     @property
