@@ -291,7 +291,7 @@ def test_loss_terms_use_the_configured_supcon_inputs():
     config = TrialConfig(variant="wo_lcl", supcon_embedding="xs", supcon_labels="speaker", ensure_positives=False)
     terms = loss_terms(out, emo, spk, config, variant_weights("wo_lcl"))
     direct = supcon_loss(out["xs"], spk, temperature=config.temperature, ensure_positives=False)
-    assert float(terms["loss_supcon"]) == pytest.approx(float(direct))
+    assert float(terms["loss_supcon"].detach()) == pytest.approx(float(direct.detach()))
     with pytest.raises(ValueError, match="supcon_embedding"):
         supcon_inputs(out["xe"], out["xs"], emo, spk, embedding="xz", labels="emotion")
 
