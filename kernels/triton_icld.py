@@ -66,15 +66,16 @@ def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, pos_sum, neg_sum, pos
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < hi
         pos, neg = _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr)
+        # one cosine tile live at a time keeps register pressure down
         cos_e, _ = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, De, stride_e,
                                  stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        gap = 1.0 - cos_e
+        ps += tl.sum(tl.where(pos, gap * gap, 0.0), axis=1)
+        pc += tl.sum(pos.to(tl.int32), axis=1)
         cos_s, _ = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, Ds, stride_s,
                                  stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
-        gap = 1.0 - cos_e
         h = _hinge(cos_s, margin, PRINTED)
-        ps += tl.sum(tl.where(pos, gap * gap, 0.0), axis=1)
         ns += tl.sum(tl.where(neg, h * h, 0.0), axis=1)
-        pc += tl.sum(pos.to(tl.int32), axis=1)
         nc += tl.sum(neg.to(tl.int32), axis=1)
     out = split * N + offs_m
     tl.store(pos_sum + out, ps, mask=mask_m)
@@ -127,7 +128,7 @@ def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, ge_ptr, gs_ptr,
 def _launch_args(xe, xs, tiling: Tiling):
     n = xe.shape[0]
     bm, bn, bk, row_blocks, splits, cols = tiling.fit(n, n, max(xe.shape[1], xs.shape[1]), xe.device)
-    return (row_blocks, splits), cols, dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype))
+    return (row_blocks, splits), cols, dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype), **T.LAUNCH)
 
 
 class _ICLD(torch.autograd.Function):

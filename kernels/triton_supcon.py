@@ -143,7 +143,7 @@ def _row_stats(r, c, rlab, clab, inv_tau, exclude_self, tiling: Tiling):
     cnt = torch.empty((splits, m), dtype=torch.int32, device=r.device)
     _lse_forward_kernel[(row_blocks, splits)](
         r, c, rlab, clab, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
-        EXCLUDE_SELF=exclude_self, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype))
+        EXCLUDE_SELF=exclude_self, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype), **T.LAUNCH)
     if splits == 1:
         return mx[0] + torch.log(l[0]), s[0], cnt[0]
     top = mx.max(dim=0).values
@@ -163,7 +163,7 @@ def _grad_rows(r, c, rlab, clab, row_stats, col_stats, inv_tau, exclude_self, ti
     _lse_backward_kernel[(row_blocks, splits)](
         r, c, rlab, clab, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
         EXCLUDE_SELF=exclude_self, ROW_TERM=row_stats is not None, COL_TERM=col_stats is not None,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype))
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype), **T.LAUNCH)
     return g
 
 
