@@ -95,7 +95,7 @@ def run_trial(
         seconds=time.perf_counter() - started,
         device=describe_device(device),
         anchor_source=anchor_source,
-        loss_impl=config.loss_impl,
+        loss_impl=resolved_impl(config.loss_impl, device),
     )
     if artifacts_dir is not None:
         write_artifacts(Path(artifacts_dir), result, test_eval, data, test_idx)
@@ -203,6 +203,13 @@ def write_artifacts(folder: Path, result: TrialResult, test_eval: dict, data: Tr
         speaker=np.asarray(data.speaker[test_idx], dtype=np.int64),
         rows=test_idx.astype(np.int64),
     )
+
+
+def resolved_impl(requested: str, device: torch.device) -> str:
+    """What the pairwise losses actually ran on: kernels.resolve_impl when the kernels have it
+    ("triton" on CUDA, "triton-interpreter" on CPU with TRITON_INTERPRET=1, else "torch")."""
+    resolve = getattr(kernels, "resolve_impl", None)
+    return resolve(requested, device) if resolve is not None else requested
 
 
 def resolve_device(name: str) -> torch.device:

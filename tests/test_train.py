@@ -173,3 +173,23 @@ def test_bench_epochs_times_the_training_step_and_says_when_it_extrapolates(tmp_
     for r in rows:
         assert float(r["seconds_per_epoch"]) == pytest.approx(3 * float(r["seconds_per_step"]))
         assert r["extrapolated"] == "True" and r["device"] == "cpu"
+
+
+def test_triton_loss_impl_matches_torch_through_the_interpreter():
+    # TRITON_INTERPRET must be set before triton is imported: run in a fresh interpreter
+    code = (
+        "import os, sys, json; os.environ['TRITON_INTERPRET'] = '1'\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_train import make_data, tiny\n"
+        "from hcld.train import run_trial\n"
+        "data = make_data(n=32)\n"
+        "a = run_trial(tiny(epochs=1, loss_impl='torch'), data)\n"
+        "b = run_trial(tiny(epochs=1, loss_impl='triton'), data)\n"
+        "print(json.dumps([a.loss_impl, b.loss_impl, a.curves[0], b.curves[0]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    impl_a, impl_b, a, b = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (impl_a, impl_b) == ("torch", "triton-interpreter")
+    for term in ("loss_icld", "loss_supcon", "loss_lcl", "loss_total"):
+        assert b[term] == pytest.approx(a[term], rel=1e-4, abs=1e-5)
