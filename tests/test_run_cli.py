@@ -24,7 +24,7 @@ CLI = [sys.executable, "-c", "from grid.commands.run import run; run(prog_name='
 
 
 def slow_trial(spec, experiment, *, on_epoch, artifacts_dir):
-    time.sleep(0.4)
+    time.sleep(0.25)
     return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
 
 
@@ -97,7 +97,9 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
         proc.wait()
     before = pq.read_table(store).to_pylist()
     assert 3 <= len(before) < 15  # killed mid-grid
-    done = subprocess.run([*CLI, *map(str, args), "--no-dashboard"], env=env, text=True,
+    # Resume in-process: the store, not the executor, decides what is left (the Ray executor
+    # resumes the same way; test_runner covers its recording).
+    done = subprocess.run([*CLI, *map(str, args), "--executor", "local"], env=env, text=True,
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(before)} already done, {15 - len(before)} to run" in done.stdout
@@ -106,6 +108,27 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
     assert len(ids) == len(set(ids)) == 15  # every trial once
     assert comparable(after[:len(before)]) == comparable(before)  # rows written before the kill are untouched
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in after)
+
+
+def test_ctrl_c_keeps_finished_trials_frees_the_lock_and_says_how_to_resume(tmp_path, data_dir):
+    results = tmp_path / "results"
+    store = results / "smoke" / "trials.parquet"
+    env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([*CLI, "smoke", "--executor", "local", "--data-dir", str(data_dir),
+                             "--results-dir", str(results)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (store.exists() and len(pq.read_table(store)) >= 2):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted:" in out and "run the same command again to resume" in out
+    kept = pq.read_table(store).to_pylist()
+    assert 2 <= len(kept) < 15 and all(r["status"] == "done" for r in kept)
+    RunLock(results / "smoke").acquire().release()  # the lock went with the process
 
 
 def test_failed_trials_are_recorded_and_the_exit_code_says_so(tmp_path, data_dir, monkeypatch):
