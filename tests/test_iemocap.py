@@ -94,6 +94,9 @@ def test_root_without_sessions_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Session1"):
         prepare_iemocap(tmp_path / "empty", tmp_path / "out")
+    write_tree(tmp_path / "download" / "IEMOCAP_full_release")  # one level too high: say where it is
+    with pytest.raises(DataError, match="did you mean .*IEMOCAP_full_release"):
+        prepare_iemocap(tmp_path / "download", tmp_path / "out")
 
 
 def test_session_without_emoevaluation_is_skipped_or_fatal_in_strict(tmp_path):

@@ -114,7 +114,9 @@ def find_sessions(root: Path, problems: _Problems) -> list[Path]:
         raise DataError(f"{root}: IEMOCAP folder not found (pass the folder that holds Session1 ... Session5)")
     present = [root / f"Session{i}" for i in range(1, len(SESSIONS) + 1) if (root / f"Session{i}").is_dir()]
     if not present:
-        raise DataError(f"{root}: no Session1 ... Session5 folders inside; pass the IEMOCAP_full_release folder")
+        inner = sorted(p.parent for p in root.glob("*/Session1") if p.is_dir())
+        hint = f"; did you mean {inner[0]}?" if inner else "; pass the IEMOCAP_full_release folder"
+        raise DataError(f"{root}: no Session1 ... Session5 folders inside{hint}")
     for i in range(1, len(SESSIONS) + 1):
         if not (root / f"Session{i}").is_dir():
             problems.add(root / f"Session{i}", "session folder missing")
