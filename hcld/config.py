@@ -27,6 +27,7 @@ class TrialConfig:
     temperature: float = 0.07  # tau of SupCon and LCL
     icld_margin: float = 0.0  # margin of the ICLD negative hinge
     icld_negative: str = "text"  # text: max(0, cos - m)^2 | printed: max(0, m - cos)^2 (docs/paper-notes.md)
+    icld_positive: str = "xe"  # embedding of ICLD's positive pairs: xe (as printed) | xs (docs/paper-notes.md)
     supcon_embedding: str = "xe"  # xe | xs: which embedding SupCon contrasts
     supcon_labels: str = "emotion"  # emotion | speaker: which labels define SupCon positives
     ensure_positives: bool = True  # paper's "replicate and downsample" so every anchor has a positive

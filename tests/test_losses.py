@@ -310,3 +310,16 @@ def test_call_kernel_passes_impl_only_where_supported():
         call_kernel(old, 1, temperature=0.5, impl="triton")
     with pytest.raises(ValueError, match="loss_impl must be"):
         call_kernel(new, 1, temperature=0.5, impl="cuda")
+
+
+def test_icld_positive_on_xs_uses_the_speaker_embedding_for_positive_pairs():
+    emo, spk = LABEL_CASES["mixed"]
+    xe, xs = _batch(len(emo), seed=5)
+    e, s = torch.tensor(emo), torch.tensor(spk)
+    _check(
+        lambda a, b: icld_loss(a, b, e, s, positive="xs"),
+        lambda a, b: naive_icld(b, b, emo, spk, 0.0, "text"),
+        (xe, xs),
+    )
+    with pytest.raises(ValueError, match="icld_positive"):
+        icld_loss(xe, xs, e, s, positive="xz")

@@ -10,6 +10,11 @@ The printed hinge max(0, m - cos)^2 penalises speaker features that are too *dis
 contradicts the text ("we want the speaker features to be further apart ... similarity less than a
 preset threshold"); "text" implements the sentence. See docs/paper-notes.md. An empty pair set
 contributes 0 (never NaN). The math is `kernels.icld`.
+
+`positive="xs"` (not the paper) computes L_positive on X_s instead of X_e: same-speaker pairs of
+different emotions pull their *speaker* embeddings together, making X_s emotion-invariant, the
+mirror image of L_negative; the printed X_e form pulls one speaker's emotion embeddings together
+across emotions (docs/paper-notes.md).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import torch
 
 import kernels
 from hcld.losses import call_kernel
+
+ICLD_POSITIVE_EMBEDDINGS = ("xe", "xs")
 
 
 def icld_loss(
@@ -28,6 +35,10 @@ def icld_loss(
     *,
     margin: float = 0.0,
     negative: str = "text",
+    positive: str = "xe",
     impl: str = "torch",
 ) -> torch.Tensor:
-    return call_kernel(kernels.icld, xe, xs, emotion, speaker, margin=margin, negative=negative, impl=impl)
+    if positive not in ICLD_POSITIVE_EMBEDDINGS:
+        raise ValueError(f"icld_positive must be one of {ICLD_POSITIVE_EMBEDDINGS}, got {positive!r}")
+    x_pos = xe if positive == "xe" else xs
+    return call_kernel(kernels.icld, x_pos, xs, emotion, speaker, margin=margin, negative=negative, impl=impl)

@@ -79,7 +79,8 @@ def loss_terms(out: dict, emotion: torch.Tensor, speaker: torch.Tensor, config, 
         terms["loss_spk_ce"] = speaker_ce(out["spk_logits"], speaker)
     if weights.icld:
         terms["loss_icld"] = icld_loss(
-            xe, xs, emotion, speaker, margin=config.icld_margin, negative=config.icld_negative, impl=impl
+            xe, xs, emotion, speaker, margin=config.icld_margin, negative=config.icld_negative,
+            positive=config.icld_positive, impl=impl,
         )
     if weights.supcon:
         x, labels = supcon_inputs(xe, xs, emotion, speaker, embedding=config.supcon_embedding, labels=config.supcon_labels)
