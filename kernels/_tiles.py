@@ -142,9 +142,10 @@ def accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, s
 
 
 @triton.jit
-def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, coef_ptr, N, D, stride_x, n_splits,
+def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, grad_ptr, scale_ptr, multiplier, N, D, stride_x, n_splits,
                                BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
-    """dx = coef * d normalize(x) given G = sum over the column slices of dL/dz (fp32 [S, N, D]).
+    """dx = coef * d normalize(x) given G = sum over the column slices of dL/dz (fp32 [S, N, D]),
+    coef = upstream grad * scale * multiplier, read on the device (no host sync, no extra launch).
 
     z = x / max(||x||, eps): for ||x|| > eps, dx = (G - (G.z) z) / ||x||; below eps the divisor is
     the constant eps, so dx = G / eps (what autograd gives for F.normalize).
@@ -152,7 +153,7 @@ def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, coef_ptr, N, D, stride_x, n
     pid = tl.program_id(0)
     offs_m = pid * BLOCK_M + tl.arange(0, BLOCK_M)
     mask_m = offs_m < N
-    coef = tl.load(coef_ptr)
+    coef = tl.load(grad_ptr).to(tl.float32) * tl.load(scale_ptr) * multiplier
     ss = tl.zeros([BLOCK_M], dtype=tl.float32)
     gx = tl.zeros([BLOCK_M], dtype=tl.float32)
     for k in range(0, D, BLOCK_K):
@@ -178,13 +179,14 @@ def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, coef_ptr, N, D, stride_x, n
         tl.store(dx_ptr + offs_m[:, None] * D + offs_k[None, :], dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
-def normalize_backward(g: torch.Tensor, x: torch.Tensor, coef: torch.Tensor, *,
-                       block_m: int = BLOCK_M, block_k: int = BLOCK_K) -> torch.Tensor:
-    """Gradient w.r.t. the raw x from G = dL/dz summed over its slices, scaled by coef (1-element)."""
+def normalize_backward(g: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor,
+                       multiplier: float, *, block_m: int = BLOCK_M, block_k: int = BLOCK_K) -> torch.Tensor:
+    """Gradient w.r.t. the raw x from G = dL/dz summed over its slices, times grad * scale * multiplier
+    (grad: the loss's upstream gradient, scale: a 1-element fp32 tensor)."""
     n, d = x.shape
     dx = torch.empty((n, d), dtype=x.dtype, device=x.device)
     if n == 0:
         return dx
     _normalize_backward_kernel[(triton.cdiv(n, block_m),)](
-        g, x, dx, coef, n, d, x.stride(0), g.shape[0], BLOCK_M=block_m, BLOCK_K=block_k)
+        g, x, dx, grad, scale, multiplier, n, d, x.stride(0), g.shape[0], BLOCK_M=block_m, BLOCK_K=block_k)
     return dx

@@ -22,7 +22,7 @@ import tempfile
 ELEMENT = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
 
 
-def _specialisations(dtype: str, everything: bool):
+def _specialisations(dtype: str, everything: bool, dtypes_first=("fp32",)):
     from kernels import _tiles as T
     from kernels import triton_icld as icld
     from kernels import triton_supcon as sc
@@ -45,8 +45,14 @@ def _specialisations(dtype: str, everything: bool):
     pair = {"xe_ptr": x, "xs_ptr": x, "emo_ptr": "*i32", "spk_ptr": "*i32"}
     tail = {"N": "i32", "De": "i32", "Ds": "i32", "stride_e": "i32", "stride_s": "i32", "margin": "fp32",
             "cols_per_split": "i32", **consts(["PRINTED"]), **meta}
-    norm = {"g_ptr": "*fp32", "x_ptr": x, "dx_ptr": x, "coef_ptr": "*fp32", "N": "i32", "D": "i32",
-            "stride_x": "i32", "n_splits": "i32", **consts(["BLOCK_M", "BLOCK_K"])}
+    norm = {"g_ptr": "*fp32", "x_ptr": x, "dx_ptr": x, "grad_ptr": "*fp32", "scale_ptr": "*fp32",
+            "multiplier": "fp32", "N": "i32", "D": "i32", "stride_x": "i32", "n_splits": "i32",
+            **consts(["BLOCK_M", "BLOCK_K"])}
+    lse_fin = {"m_ptr": "*fp32", "l_ptr": "*fp32", "s_ptr": "*fp32", "n_ptr": "*i32", "lse_out": "*fp32",
+               "alpha_out": "*fp32", "beta_out": "*fp32", "loss_out": "*fp32", "scale_out": "*fp32", "M": "i32",
+               "n_splits": "i32", "inv_tau": "fp32", "n_samples": "i32", **consts(["LCL", "BLOCK"])}
+    icld_fin = {"ps_ptr": "*fp32", "ns_ptr": "*fp32", "pc_ptr": "*i32", "nc_ptr": "*i32", "loss_out": "*fp32",
+                "scale_out": "*fp32", "total_rows": "i32", **consts(["BLOCK"])}
     yield "supcon_forward", sc._lse_forward_kernel, lse_fwd, {"EXCLUDE_SELF": True, **blocks}
     yield "supcon_backward", sc._lse_backward_kernel, lse_bwd, {"EXCLUDE_SELF": True, "ROW_TERM": True,
                                                                 "COL_TERM": True, **blocks}
@@ -64,6 +70,10 @@ def _specialisations(dtype: str, everything: bool):
         yield (f"icld_backward_{form}", icld._icld_backward_kernel, {**pair, "ge_ptr": "*fp32", "gs_ptr": "*fp32", **tail},
                {"PRINTED": printed, **blocks})
     yield "normalize_backward", T._normalize_backward_kernel, norm, {"BLOCK_M": T.BLOCK_M, "BLOCK_K": T.BLOCK_K}
+    if dtype == dtypes_first[0]:  # finalize kernels read fp32 statistics whatever the input dtype: once
+        for lcl in (False, True):
+            yield f"{'lcl' if lcl else 'supcon'}_finalize", sc._lse_finalize_kernel, lse_fin, {"LCL": lcl, "BLOCK": 1024}
+        yield "icld_finalize", icld._icld_finalize_kernel, icld_fin, {"BLOCK": 1024}
 
 
 def compile_all(arch: int = 90, dtypes=("fp32", "fp16", "bf16"), everything: bool = False) -> list[dict]:
@@ -80,8 +90,8 @@ def compile_all(arch: int = 90, dtypes=("fp32", "fp16", "bf16"), everything: boo
     target = GPUTarget("cuda", arch, 32)
     rows = []
     for dtype in dtypes:
-        for name, fn, signature, constexprs in _specialisations(dtype, everything):
-            launch = T.LAUNCH if name != "normalize_backward" else {}
+        for name, fn, signature, constexprs in _specialisations(dtype, everything, dtypes):
+            launch = {} if name.endswith(("normalize_backward", "finalize")) else T.LAUNCH
             kernel = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=target,
                                     options=launch)
             with tempfile.TemporaryDirectory() as tmp:

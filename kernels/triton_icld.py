@@ -7,11 +7,12 @@ hinge = max(0, c - margin) ("text") or max(0, margin - c) ("printed"); see kerne
 Forward: a program owns BLOCK_M rows and one slice of the columns; per tile it builds both cosine
 tiles from the raw embeddings (normalisation fused), the two masks from the label vectors, and
 accumulates per-row hinge sums and integer pair counts. Only these [slices, N] vectors reach global
-memory; PyTorch adds them in a fixed order (float64 sums, int64 counts). Nothing N x N is stored.
+memory; a one-program finalize kernel adds them in a fixed order (float64 sums, int64 counts) and
+writes the loss and the backward scales 2/count. Nothing N x N is stored.
 Backward: the masks are symmetric, so dL/dze_i = 2/|x+| sum_j [x+]_ij f'(cos_ij) ze_j (and the same
 for zs with the hinge); a program accumulates its rows of G tile by tile in a buffer only it writes
 (deterministic), then the shared normalisation-backward kernel scales and projects.
-Saved for backward: the inputs, the label vectors and the two pair counts; tiles are recomputed.
+Saved for backward: the inputs, the label vectors and the two scales; tiles are recomputed.
 """
 
 from __future__ import annotations
@@ -125,10 +126,34 @@ def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, ge_ptr, gs_ptr,
                           BLOCK_K, UPCAST_DOT, DOT_PRECISION)
 
 
+@triton.jit
+def _icld_finalize_kernel(ps_ptr, ns_ptr, pc_ptr, nc_ptr, loss_out, scale_out, total_rows, BLOCK: tl.constexpr):
+    """One program: loss = sum+/count+ + sum-/count- over all rows and slices, in fp64 / int64
+    (N^2 pairs overflow fp32's exact integers long before N = 65536), and the backward scales
+    2/count (ordered pairs: each tile term appears twice, as (i, j) and (j, i))."""
+    ps = tl.zeros([BLOCK], dtype=tl.float64)
+    ns = tl.zeros([BLOCK], dtype=tl.float64)
+    pc = tl.zeros([BLOCK], dtype=tl.int64)
+    nc = tl.zeros([BLOCK], dtype=tl.int64)
+    for start in range(0, total_rows, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < total_rows
+        ps += tl.load(ps_ptr + offs, mask=mask, other=0.0).to(tl.float64)
+        ns += tl.load(ns_ptr + offs, mask=mask, other=0.0).to(tl.float64)
+        pc += tl.load(pc_ptr + offs, mask=mask, other=0).to(tl.int64)
+        nc += tl.load(nc_ptr + offs, mask=mask, other=0).to(tl.int64)
+    n_pos = tl.maximum(tl.sum(pc, axis=0), 1).to(tl.float64)
+    n_neg = tl.maximum(tl.sum(nc, axis=0), 1).to(tl.float64)
+    tl.store(loss_out, (tl.sum(ps, axis=0) / n_pos + tl.sum(ns, axis=0) / n_neg).to(tl.float32))
+    tl.store(scale_out, (2.0 / n_pos).to(tl.float32))
+    tl.store(scale_out + 1, (2.0 / n_neg).to(tl.float32))
+
+
 def _launch_args(xe, xs, tiling: Tiling):
     n = xe.shape[0]
     bm, bn, bk, row_blocks, splits, cols = tiling.fit(n, n, max(xe.shape[1], xs.shape[1]), xe.device)
-    return (row_blocks, splits), cols, dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype), **T.LAUNCH)
+    meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype), **T.LAUNCH)
+    return (row_blocks, splits), cols, meta
 
 
 class _ICLD(torch.autograd.Function):
@@ -142,26 +167,25 @@ class _ICLD(torch.autograd.Function):
         pc, nc = torch.empty((grid[1], n), **i32), torch.empty((grid[1], n), **i32)
         _icld_forward_kernel[grid](xe, xs, emotion, speaker, ps, ns, pc, nc, n, xe.shape[1], xs.shape[1],
                                    xe.stride(0), xs.stride(0), margin, cols, PRINTED=printed, **meta)
-        # float64 / int64 totals: N^2 pairs overflow fp32's exact integers long before N = 65536
-        counts = torch.stack([pc.sum(dtype=torch.int64), nc.sum(dtype=torch.int64)]).clamp(min=1).double()
-        sums = torch.stack([ps.sum(dtype=torch.float64), ns.sum(dtype=torch.float64)])
-        loss = (sums / counts).sum().float()
-        ctx.save_for_backward(xe, xs, emotion, speaker, counts)
+        loss, scales = torch.empty((), **f32), torch.empty(2, **f32)
+        _icld_finalize_kernel[(1,)](ps, ns, pc, nc, loss, scales, grid[1] * n,
+                                    BLOCK=max(16, min(1024, triton.next_power_of_2(grid[1] * n))))
+        ctx.save_for_backward(xe, xs, emotion, speaker, scales)
         ctx.margin, ctx.printed, ctx.tiling = margin, printed, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        xe, xs, emotion, speaker, counts = ctx.saved_tensors
+        xe, xs, emotion, speaker, scales = ctx.saved_tensors
         n = xe.shape[0]
         grid, cols, meta = _launch_args(xe, xs, ctx.tiling)
         ge = torch.empty((grid[1], n, xe.shape[1]), dtype=torch.float32, device=xe.device)
         gs = torch.empty((grid[1], n, xs.shape[1]), dtype=torch.float32, device=xe.device)
         _icld_backward_kernel[grid](xe, xs, emotion, speaker, ge, gs, n, xe.shape[1], xs.shape[1],
                                     xe.stride(0), xs.stride(0), ctx.margin, cols, PRINTED=ctx.printed, **meta)
-        coef = (2.0 * grad.double() / counts).float()  # ordered pairs: each tile term appears twice
-        dxe = T.normalize_backward(ge, xe, coef[0:1])
-        dxs = T.normalize_backward(gs, xs, coef[1:2])
+        grad = grad.float()
+        dxe = T.normalize_backward(ge, xe, grad, scales[0:1], 1.0)
+        dxs = T.normalize_backward(gs, xs, grad, scales[1:2], 1.0)
         return dxe, dxs, None, None, None, None, None
 
 
@@ -178,6 +202,8 @@ def icld(xe: torch.Tensor, xs: torch.Tensor, emotion: torch.Tensor, speaker: tor
                          f"and speaker {tuple(speaker.shape)} must agree on N")
     if xs.dtype != xe.dtype:
         xs = xs.to(xe.dtype)  # one dtype per launch; autograd casts the gradient back
-    return _ICLD.apply(xe.contiguous(), xs.contiguous(), emotion.to(torch.int32).contiguous(),
-                       speaker.to(torch.int32).contiguous(), float(margin), negative == "printed",
-                       Tiling(block_m, block_n, block_k, splits))
+    if emotion.dtype.is_floating_point or speaker.dtype.is_floating_point:
+        raise ValueError(f"icld: labels must be integers, got {emotion.dtype} and {speaker.dtype}")
+    # labels go in as they are (int32 or int64 compare alike): no conversion launch
+    return _ICLD.apply(xe.contiguous(), xs.contiguous(), emotion.contiguous(), speaker.contiguous(),
+                       float(margin), negative == "printed", Tiling(block_m, block_n, block_k, splits))

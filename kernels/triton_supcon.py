@@ -133,8 +133,59 @@ class Tiling:
         return bm, bn, bk, row_blocks, splits, cols_per_split
 
 
-def _row_stats(r, c, rlab, clab, inv_tau, exclude_self, tiling: Tiling):
-    """Per-row (lse, positive logit sum, positive count) of R against C, slices merged."""
+@triton.jit
+def _lse_finalize_kernel(m_ptr, l_ptr, s_ptr, n_ptr, lse_out, alpha_out, beta_out, loss_out, scale_out,
+                         M, n_splits, inv_tau, n_samples, LCL: tl.constexpr, BLOCK: tl.constexpr):
+    """One program: merge the column slices per row, write what the backward needs, reduce the loss.
+
+    Backward weights are A_rj = scale * (alpha_r p_rj - beta_r [positive]) with scale = 1/K (SupCon:
+    K anchors with a positive; alpha = has, beta = has/n) or 1/N (LCL: alpha = n_c, beta = 1).
+    A row without a positive gets lse = 1/tau, the largest possible logit, so exp(logit - lse) <= 1
+    and its zero weight cannot meet an inf. Vector accumulators reduced once: a fixed order.
+    """
+    total = tl.zeros([BLOCK], dtype=tl.float32)
+    anchors = tl.zeros([BLOCK], dtype=tl.int32)
+    for start in range(0, M, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < M
+        top = tl.full([BLOCK], -1e30, dtype=tl.float32)
+        for sp in range(0, n_splits):
+            top = tl.maximum(top, tl.load(m_ptr + sp * M + offs, mask=mask, other=-1e30))
+        l = tl.zeros([BLOCK], dtype=tl.float32)
+        pos_sum = tl.zeros([BLOCK], dtype=tl.float32)
+        cnt = tl.zeros([BLOCK], dtype=tl.int32)
+        for sp in range(0, n_splits):
+            m_s = tl.load(m_ptr + sp * M + offs, mask=mask, other=-1e30)
+            l += tl.load(l_ptr + sp * M + offs, mask=mask, other=0.0) * tl.exp(m_s - top)
+            pos_sum += tl.load(s_ptr + sp * M + offs, mask=mask, other=0.0)
+            cnt += tl.load(n_ptr + sp * M + offs, mask=mask, other=0)
+        lse = top + tl.log(tl.maximum(l, 1e-30))  # l >= 1 once a row saw a column; padded lanes stay finite
+        n_f = cnt.to(tl.float32)
+        if LCL:
+            total += tl.where(mask, n_f * lse - pos_sum, 0.0)
+            alpha = n_f
+            beta = tl.full([BLOCK], 1.0, dtype=tl.float32)
+            lse_keep = lse
+        else:
+            has = mask & (cnt > 0)
+            total += tl.where(has, lse - pos_sum / tl.maximum(n_f, 1.0), 0.0)
+            anchors += has.to(tl.int32)
+            alpha = has.to(tl.float32)
+            beta = alpha / tl.maximum(n_f, 1.0)
+            lse_keep = tl.where(has, lse, inv_tau)
+        tl.store(lse_out + offs, lse_keep, mask=mask)
+        tl.store(alpha_out + offs, alpha, mask=mask)
+        tl.store(beta_out + offs, beta, mask=mask)
+    if LCL:
+        denom = n_samples * 1.0
+    else:
+        denom = tl.maximum(tl.sum(anchors, axis=0), 1).to(tl.float32)
+    tl.store(loss_out, tl.sum(total, axis=0) / denom)
+    tl.store(scale_out, 1.0 / denom)
+
+
+def _forward(r, c, rlab, clab, inv_tau, exclude_self, lcl, tiling: Tiling):
+    """(loss, lse, alpha, beta, scale) of R against C: two launches, no host synchronisation."""
     m, d = r.shape
     n = c.shape[0]
     bm, bn, bk, row_blocks, splits, cols = tiling.fit(m, n, d, r.device)
@@ -144,11 +195,11 @@ def _row_stats(r, c, rlab, clab, inv_tau, exclude_self, tiling: Tiling):
     _lse_forward_kernel[(row_blocks, splits)](
         r, c, rlab, clab, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
         EXCLUDE_SELF=exclude_self, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype), **T.LAUNCH)
-    if splits == 1:
-        return mx[0] + torch.log(l[0]), s[0], cnt[0]
-    top = mx.max(dim=0).values
-    lse = top + torch.log((l * torch.exp(mx - top)).sum(dim=0))
-    return lse, s.sum(dim=0), cnt.sum(dim=0)
+    lse, alpha, beta = (torch.empty(m, **f32) for _ in range(3))
+    loss, scale = torch.empty((), **f32), torch.empty(1, **f32)
+    _lse_finalize_kernel[(1,)](mx, l, s, cnt, lse, alpha, beta, loss, scale, m, splits, inv_tau, n, LCL=lcl,
+                               BLOCK=max(16, min(1024, triton.next_power_of_2(m))))
+    return loss, lse, alpha, beta, scale
 
 
 def _grad_rows(r, c, rlab, clab, row_stats, col_stats, inv_tau, exclude_self, tiling: Tiling):
@@ -171,55 +222,44 @@ class _SupCon(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, labels, temperature, tiling):
         inv_tau = 1.0 / temperature
-        lse, s, n = _row_stats(x, x, labels, labels, inv_tau, True, tiling)
-        has = n > 0
-        anchors = has.sum().clamp(min=1).float()
-        n_f = n.clamp(min=1).float()
-        loss = torch.where(has, lse - s / n_f, 0.0).sum() / anchors
-        alpha = has.float() / anchors
-        # rows without a positive get weight 0; lse = 1/tau keeps their exp(logit - lse) <= 1
-        lse_safe = torch.where(has, lse, inv_tau)
-        ctx.save_for_backward(x, labels, lse_safe, alpha, alpha / n_f)
+        loss, lse, alpha, beta, scale = _forward(x, x, labels, labels, inv_tau, True, False, tiling)
+        ctx.save_for_backward(x, labels, lse, alpha, beta, scale)
         ctx.inv_tau, ctx.tiling = inv_tau, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        x, labels, lse, alpha, beta = ctx.saved_tensors
+        x, labels, lse, alpha, beta, scale = ctx.saved_tensors
         stats = (lse, alpha, beta)
         g = _grad_rows(x, x, labels, labels, stats, stats, ctx.inv_tau, True, ctx.tiling)
-        coef = (grad.float() * ctx.inv_tau).reshape(1)
-        return T.normalize_backward(g, x, coef), None, None, None
+        return T.normalize_backward(g, x, grad.float(), scale, ctx.inv_tau), None, None, None
 
 
 class _LabelContrastive(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, anchors, x, labels, temperature, tiling):
+    def forward(ctx, anchors, x, labels, anchor_labels, temperature, tiling):
         inv_tau = 1.0 / temperature
-        n_samples = x.shape[0]
-        anchor_labels = torch.arange(anchors.shape[0], dtype=labels.dtype, device=labels.device)
-        lse, s, n = _row_stats(anchors, x, anchor_labels, labels, inv_tau, False, tiling)
-        loss = (n.float() * lse - s).sum() / n_samples
-        alpha = n.float() / n_samples
-        beta = torch.full_like(alpha, 1.0 / n_samples)
-        ctx.save_for_backward(anchors, x, labels, anchor_labels, lse, alpha, beta)
+        loss, lse, alpha, beta, scale = _forward(anchors, x, anchor_labels, labels, inv_tau, False, True, tiling)
+        ctx.save_for_backward(anchors, x, labels, anchor_labels, lse, alpha, beta, scale)
         ctx.inv_tau, ctx.tiling = inv_tau, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        anchors, x, labels, anchor_labels, lse, alpha, beta = ctx.saved_tensors
+        anchors, x, labels, anchor_labels, lse, alpha, beta, scale = ctx.saved_tensors
         stats = (lse, alpha, beta)
-        coef = (grad.float() * ctx.inv_tau).reshape(1)
+        grad = grad.float()
         g_a = _grad_rows(anchors, x, anchor_labels, labels, stats, None, ctx.inv_tau, False, ctx.tiling)
         g_x = _grad_rows(x, anchors, labels, anchor_labels, None, stats, ctx.inv_tau, False, ctx.tiling)
-        return T.normalize_backward(g_a, anchors, coef), T.normalize_backward(g_x, x, coef), None, None, None
+        return (T.normalize_backward(g_a, anchors, grad, scale, ctx.inv_tau),
+                T.normalize_backward(g_x, x, grad, scale, ctx.inv_tau), None, None, None, None)
 
 
 def _labels(labels: torch.Tensor, n: int, name: str) -> torch.Tensor:
-    if labels.shape != (n,):
-        raise ValueError(f"{name}: labels must have shape ({n},), got {tuple(labels.shape)}")
-    return labels.to(torch.int32).contiguous()
+    """Integer labels as they come (the kernels compare int32 or int64 alike: no conversion launch)."""
+    if labels.shape != (n,) or labels.dtype.is_floating_point:
+        raise ValueError(f"{name}: labels must be integers of shape ({n},), got {labels.dtype} {tuple(labels.shape)}")
+    return labels.contiguous()
 
 
 def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07,
@@ -239,6 +279,7 @@ def label_contrastive(anchors: torch.Tensor, x: torch.Tensor, labels: torch.Tens
         raise ValueError(f"label_contrastive: anchors {tuple(anchors.shape)} and samples {tuple(x.shape)} "
                          "must share D")
     # one dtype per kernel launch; autograd casts the anchors' gradient back
-    return _LabelContrastive.apply(anchors.to(x.dtype).contiguous(), x.contiguous(),
-                                   _labels(labels, x.shape[0], "label_contrastive"), float(temperature),
-                                   Tiling(block_m, block_n, block_k, splits))
+    labels = _labels(labels, x.shape[0], "label_contrastive")
+    anchor_labels = torch.arange(anchors.shape[0], dtype=labels.dtype, device=labels.device)
+    return _LabelContrastive.apply(anchors.to(x.dtype).contiguous(), x.contiguous(), labels, anchor_labels,
+                                   float(temperature), Tiling(block_m, block_n, block_k, splits))

@@ -144,4 +144,4 @@ def test_kernels_compile_for_an_h100_without_spills(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     names = [line.split()[0] for line in done.stdout.splitlines()]
     assert names == ["supcon_forward", "supcon_backward", "icld_forward_text", "icld_backward_text",
-                     "normalize_backward"]
+                     "normalize_backward", "supcon_finalize", "lcl_finalize", "icld_finalize"]

@@ -150,7 +150,7 @@ def test_dispatch_falls_back_to_torch_without_gpu_or_interpreter(monkeypatch):
 
 
 def test_supcon_rejects_mismatched_labels():
-    with pytest.raises(ValueError, match="labels must have shape"):
+    with pytest.raises(ValueError, match="labels must be integers of shape"):
         triton_supcon.supcon(_x(5, 4, 26), torch.zeros(4, dtype=torch.long))
 
 
