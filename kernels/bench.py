@@ -114,7 +114,12 @@ def loss_fn(loss: str, impl: str) -> Callable[..., torch.Tensor]:
     fn = {"icld": lambda xe, xs, e, s: reference.icld(xe, xs, e, s, margin=0.2),
           "supcon": lambda x, y: reference.supcon(x, y),
           "lcl": lambda a, x, y: reference.label_contrastive(a, x, y)}[loss]
-    return torch.compile(fn, dynamic=False) if impl == "compiled" else fn
+    if impl != "compiled":
+        return fn
+    # a fresh cache per cell: the same lambda over many shapes would hit dynamo's recompile limit
+    # and silently run eager
+    torch._dynamo.reset()
+    return torch.compile(fn, dynamic=False)
 
 
 def _step(fn, inputs):
