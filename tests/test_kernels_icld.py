@@ -12,6 +12,7 @@ os.environ["TRITON_INTERPRET"] = "1"  # before any triton kernel module is impor
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import reference, triton_icld
@@ -145,3 +146,32 @@ def test_kernels_compile_for_an_h100_without_spills(tmp_path):
     names = [line.split()[0] for line in done.stdout.splitlines()]
     assert names == ["supcon_forward", "supcon_backward", "icld_forward_text", "icld_backward_text",
                      "normalize_backward", "supcon_finalize", "lcl_finalize", "icld_finalize"]
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor (in bytes) any aten op produces while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.bytes = max(self.bytes, t.numel() * t.element_size())
+        return out
+
+
+def test_fused_memory_is_linear_in_n():
+    """No N x N buffer: with N = 80 >> D = 8 the largest tensor is O(N D); the reference's is N^2."""
+    n, d = 80, 8
+    xe, xs = _x(n, d, 33).requires_grad_(True), _x(n, d, 34).requires_grad_(True)
+    e, s = _labels(n, 4, 35), _labels(n, 10, 36)
+    sizes = {}
+    for impl in ("torch", "triton"):
+        with LargestTensor() as probe:
+            kernels.icld(xe, xs, e, s, margin=0.2, impl=impl).backward()
+        sizes[impl] = probe.bytes
+    assert sizes["triton"] <= n * d * 4 < n * n * 4 // 8
+    assert sizes["torch"] >= n * n * 4

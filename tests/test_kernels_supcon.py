@@ -13,6 +13,7 @@ os.environ["TRITON_INTERPRET"] = "1"  # before any triton kernel module is impor
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import reference, triton_supcon
@@ -202,3 +203,36 @@ def test_bench_peak_table_matches_device_names():
     assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
     assert bench.peak_tflops("NVIDIA H200", "tf32") == pytest.approx(494.7)
     assert bench.peak_tflops("cpu", "fp32") is None
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor (in bytes) any aten op produces while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.bytes = max(self.bytes, t.numel() * t.element_size())
+        return out
+
+
+@pytest.mark.parametrize("loss", ["supcon", "lcl"])
+def test_fused_memory_is_linear_in_n(loss):
+    """No N x N buffer: with N = 80 >> D = 8 the largest tensor is O(N D); the reference's is N^2."""
+    n, d = 80, 8
+    x, labels, anchors = _x(n, d, 27).requires_grad_(True), _labels(n, 4, 28), _x(4, d, 29).requires_grad_(True)
+    run = {"supcon": lambda impl: kernels.supcon(x, labels, impl=impl),
+           "lcl": lambda impl: kernels.label_contrastive(anchors, x, labels, impl=impl)}[loss]
+    sizes = {}
+    for impl in ("torch", "triton"):
+        with LargestTensor() as probe:
+            run(impl).backward()
+        sizes[impl] = probe.bytes
+    n_by_n = n * n * 4
+    assert sizes["triton"] <= n * d * 4 < n_by_n // 8
+    if loss == "supcon":
+        assert sizes["torch"] >= n_by_n  # the probe sees an N x N matrix when there is one
