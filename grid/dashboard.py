@@ -11,6 +11,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from hcld.errors import HcldError
+
 
 @dataclass
 class RaySession:
@@ -43,12 +45,20 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
     import ray
     from ray._private.authentication import authentication_utils
 
-    quiet = {} if verbose else {"logging_level": logging.WARNING, "log_to_driver": False}
+    # With ray:// the Tune loop runs on the head node and our progress lines arrive as its logs.
+    client = bool(address) and address.startswith("ray://")
+    quiet = {} if verbose else {"logging_level": logging.WARNING, "log_to_driver": client}
     if not verbose:  # describe() says the same about token auth, with what to do about it
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
     if address:
-        ctx = ray.init(address=address, **quiet)
+        try:
+            ctx = ray.init(address=address, **quiet)
+        except ConnectionError as exc:
+            raise HcldError(
+                f"cannot connect to Ray at {address}: {exc}. If the cluster uses token "
+                f"authentication (Ray's default), set RAY_AUTH_MODE=token and make its token "
+                f"available here (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from exc
     else:
         ctx = ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
                        **quiet)

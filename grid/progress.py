@@ -27,7 +27,7 @@ class Progress:
     def __init__(self, total: int, *, best_metric: str = "emo_ua", out: TextIO | None = None):
         self.total = total
         self.best_metric = best_metric
-        self.out = out or sys.stdout
+        self.out = out  # None: sys.stdout at print time (also after unpickling elsewhere)
         self.started_at = time.monotonic()
         self.running: set[str] = set()
         self.done = 0
@@ -35,8 +35,13 @@ class Progress:
         self.retried = 0
         self.best: tuple[float, str] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # With a ray:// address Tune runs the driver loop (and this, via the store callback)
+        # on the head node: streams do not travel, plain counts do.
+        return {**self.__dict__, "out": None}
+
     def _print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=self.out or sys.stdout, flush=True)
 
     def start(self, trial_id: str, label: str) -> None:
         self.running.add(trial_id)
@@ -77,6 +82,9 @@ class Progress:
         n = self.done + self.failed
         self._print(f"[{n:>{len(str(self.total))}}/{self.total}] FAILED {label} after "
                     f"{row['attempts']} attempt(s): {error[0][:160]}  | {self._status()}")
+
+    def elapsed(self) -> str:
+        return _duration(time.monotonic() - self.started_at)
 
     def summary(self) -> str:
         elapsed = time.monotonic() - self.started_at

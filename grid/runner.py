@@ -225,8 +225,8 @@ _CALLBACK_CLASS = None
 
 def _store_callback_class():
     """The tune.Callback that records trials, built on first use so this module imports without
-    ray. It keeps its state on the instance and pickles to nothing: Tune pickles its run config
-    for restore, which we never use (the store, not Tune, says what is left to run)."""
+    ray. It pickles (Tune saves its run config, and with a ray:// address runs the whole driver
+    loop, callbacks included, on the head node), so everything it holds is plain data."""
     global _CALLBACK_CLASS
     if _CALLBACK_CLASS is not None:
         return _CALLBACK_CLASS
@@ -240,12 +240,6 @@ def _store_callback_class():
             self.progress, self.max_failures = progress, max_failures
             self.started: dict[str, float] = {}
             self.failures: dict[str, int] = {}
-
-        def __getstate__(self):
-            return {}
-
-        def __setstate__(self, state):
-            pass
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = self.by_id[trial.config["trial_id"]]

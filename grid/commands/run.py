@@ -166,12 +166,19 @@ def _run(*, grid, epochs, fold_scheme, features, backbones, variants, settings, 
             click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
                        f"{store.path}; run the same command again to resume.")
             sys.exit(130)
-        click.echo(f"grid {grid}: {progress.summary()}; results in {store.path}")
-        unfinished = progress.total - progress.done - progress.failed
+        # Count from the store, not from this process's progress: with a ray:// address the
+        # recording callback runs on the head node.
+        ids = [s.trial_id for s in pending]
+        after = store.plan(ids, max_failures)
+        done, failed = len(after.done), len(after.gave_up)
+        unfinished = len(ids) - done - failed
+        click.echo(f"grid {grid}: {done} done, {failed} failed (given up), {unfinished} not "
+                   f"finished of {len(ids)} run; wall {progress.elapsed()}; results in "
+                   f"{store.path}")
         if unfinished:
             click.echo(f"{unfinished} trial(s) did not finish; run the same command again to "
                        f"resume.")
-        if progress.failed or unfinished:
+        if failed or unfinished:
             sys.exit(1)
 
 
