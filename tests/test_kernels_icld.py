@@ -8,18 +8,33 @@ dtype for the tensor-core dot), plus 1e-7 absolute; losses agree to 1e-4 relativ
 
 import os
 
-os.environ["TRITON_INTERPRET"] = "1"  # before any triton kernel module is imported
-
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
-from kernels import reference, triton_icld
+from kernels import reference
+
+# Triton picks interpreter or compiler when a kernel is decorated, i.e. at import: import the kernel
+# modules under TRITON_INTERPRET=1, then restore the variable so other test files see the process
+# environment they expect; the fixture below sets it again for these tests (resolve_impl reads it).
+_previous = os.environ.get("TRITON_INTERPRET")
+os.environ["TRITON_INTERPRET"] = "1"
+from kernels import triton_icld  # noqa: E402
+
+if _previous is None:
+    del os.environ["TRITON_INTERPRET"]
+else:
+    os.environ["TRITON_INTERPRET"] = _previous
 
 GRAD_TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
 SMALL_TILES = dict(block_m=16, block_n=16, block_k=16)
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def _interpreter(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
 def _x(n, d, seed, dtype=torch.float32):
