@@ -8,12 +8,14 @@ per-row log-sum-exp over the allowed columns and the sum/count of the positive (
             loss = sum_c (n_c lse_c - S_c) / N   (the reference's mean over samples).
 Forward: each program owns BLOCK_M rows and one slice of the columns and keeps a running max and
 sum (online log-sum-exp, so tau = 0.01 cannot underflow a row), the positive logit sum and count;
-only those per-row statistics leave the kernel. The slices (used when there are few row blocks,
-e.g. LCL's 4 anchors) are merged in PyTorch in a fixed order.
-Backward: with A_ij = dL/dlogit_ij = alpha_i p_ij - beta_i [label_i == label_j] (p = softmax of the
-row, recomputed from the saved lse), dL/dz_r = 1/tau sum_j A_rj z_j (+ sum_j A_jr z_j when R is C).
-A program owns a block of rows of G = dL/dz and accumulates it tile by tile in a buffer only it
-writes, so the result is deterministic; a second small kernel applies the normalisation backward.
+only those per-row statistics leave the kernel. A one-program finalize kernel merges the slices
+(used when there are few row blocks, e.g. LCL's 4 anchors) in a fixed order and reduces the loss.
+Saved for backward: the inputs, labels and three fp32 numbers per row (lse, alpha, beta) + a scale.
+Backward: with A_ij = dL/dlogit_ij = scale (alpha_i p_ij - beta_i [label_i == label_j]) (p = softmax
+of the row, recomputed from the saved lse), dL/dz_r = 1/tau sum_j A_rj z_j (+ sum_j A_jr z_j when R
+is C). A program owns a block of rows of G = dL/dz and accumulates it tile by tile in a buffer only
+it writes, so the result is deterministic; a second small kernel applies the normalisation backward.
+Launches per forward+backward: SupCon 4, LCL 6, no host synchronisation.
 """
 
 from __future__ import annotations
