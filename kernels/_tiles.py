@@ -128,6 +128,9 @@ def accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, s
     tensor-core dot cannot overflow."""
     dtype = c_ptr.dtype.element_ty
     wd = w.to(dtype)
+    # the previous tile's G stores may come from other threads than this tile's G loads (layouts
+    # differ around the dot): one barrier per tile orders them within the program
+    tl.debug_barrier()
     for k in range(0, D, BLOCK_K):
         offs_k = k + tl.arange(0, BLOCK_K)
         mask_k = offs_k < D
