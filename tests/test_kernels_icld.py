@@ -190,3 +190,12 @@ def test_fused_memory_is_linear_in_n():
         sizes[impl] = probe.bytes
     assert sizes["triton"] <= n * d * 4 < n * n * 4 // 8
     assert sizes["torch"] >= n * n * 4
+
+
+def test_icld_same_tensor_for_both_embeddings():
+    """hcld's icld_positive="xs" passes X_s as both arguments: autograd must add the two gradients."""
+    n = 30
+    x, e, s = _x(n, 12, 37).requires_grad_(True), _labels(n, 4, 38), _labels(n, 5, 39)
+    (got,) = torch.autograd.grad(triton_icld.icld(x, x, e, s, margin=0.1, **SMALL_TILES), x)
+    (want,) = torch.autograd.grad(reference.icld(x, x, e, s, margin=0.1), x)
+    assert float((got - want).abs().max()) <= GRAD_TOL[torch.float32] * float(want.abs().max())
