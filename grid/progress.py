@@ -34,6 +34,7 @@ class Progress:
         self.failed = 0  # trials that ended failed, retries exhausted
         self.retried = 0
         self.best: tuple[float, str] | None = None
+        self.first_start: float | None = None  # ETA counts from here: start-up is not per trial
 
     def __getstate__(self) -> dict[str, Any]:
         # With a ray:// address Tune runs the driver loop (and this, via the store callback)
@@ -44,13 +45,16 @@ class Progress:
         print(text, file=self.out or sys.stdout, flush=True)
 
     def start(self, trial_id: str, label: str) -> None:
+        if self.first_start is None:
+            self.first_start = time.monotonic()
         self.running.add(trial_id)
 
     def _status(self) -> str:
         finished = self.done + self.failed
         left = self.total - finished
         elapsed = time.monotonic() - self.started_at
-        eta = "?" if finished == 0 else _duration(elapsed / finished * left)
+        since_first = time.monotonic() - (self.first_start or self.started_at)
+        eta = "?" if finished == 0 else _duration(since_first / finished * left)
         best = "-"
         if self.best is not None:
             best = f"{self.best_metric} {100 * self.best[0]:.1f}% ({self.best[1]})"
