@@ -13,6 +13,7 @@ from grid import specs as grid_specs
 from grid.progress import Progress
 from grid.runner import TRIAL_FN_ENV, make_specs
 from grid.store import ResultStore, RunLock, code_version
+from hcld.config import TrialConfig
 from hcld.errors import HcldError
 
 
@@ -106,8 +107,8 @@ def _run(*, grid, epochs, fold_scheme, features, backbones, variants, settings, 
     if epochs is not None:
         overrides["epochs"] = epochs
         # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.
-        warmup = overrides.get("warmup_epochs", spec.settings.get("warmup_epochs", 5))
-        if warmup >= epochs and "warmup_epochs" not in overrides:
+        warmup = spec.settings.get("warmup_epochs", TrialConfig.warmup_epochs)
+        if "warmup_epochs" not in overrides and warmup >= epochs:
             overrides["warmup_epochs"] = epochs // 5
     if roberta is not None:
         overrides["roberta_path"] = str(roberta.absolute())
@@ -122,64 +123,76 @@ def _run(*, grid, epochs, fold_scheme, features, backbones, variants, settings, 
     else:
         click.echo(f"data: IEMOCAP at {iemocap}, {features} features")
 
+    store = ResultStore(results_dir / grid, grid)
+    if dry_run:
+        _dry_run(store, _prepare(spec, data_dir, iemocap, features, hubert_checkpoint,
+                                 fold_scheme), spec, backbones, variants, overrides,
+                 max_failures, executor, cpus_per_trial, gpus_per_trial)
+        return
+    # Lock before preparing data: a refused second run should not first extract features.
+    with RunLock(store.folder):
+        experiment = _prepare(spec, data_dir, iemocap, features, hubert_checkpoint, fold_scheme)
+        _run_locked(grid, spec, experiment, store, backbones, variants, overrides, executor,
+                    gpus_per_trial, cpus_per_trial, address, no_dashboard, max_failures,
+                    verbose)
+
+
+def _prepare(spec, data_dir, iemocap, features, hubert_checkpoint, fold_scheme):
     from hcld.pipeline import prepare_experiment
 
-    experiment = prepare_experiment(
+    return prepare_experiment(
         data_dir=data_dir.absolute(), iemocap=iemocap, features=features,
         hubert_checkpoint=hubert_checkpoint, fold_scheme=fold_scheme or spec.fold_scheme,
         synth_utterances=spec.synth_utterances, progress=True)
+
+
+def _run_locked(grid, spec, experiment, store, backbones, variants, overrides, executor,
+                gpus_per_trial, cpus_per_trial, address, no_dashboard, max_failures,
+                verbose) -> None:
     points = grid_specs.resolve(spec, n_folds=experiment.n_folds, backbones=backbones,
                                 variants=variants, settings=overrides)
-    store = ResultStore(results_dir / grid, grid)
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-
-    if dry_run:
-        _dry_run(store, experiment, points, max_failures, executor, cpus_per_trial,
-                 gpus_per_trial, trial_fn)
+    trial_specs = make_specs(points, experiment, store)
+    plan = store.plan([s.trial_id for s in trial_specs], max_failures)
+    pending = [s for s in trial_specs if s.trial_id in set(plan.pending)]
+    pending = [_with_attempts(s, plan.attempts[s.trial_id]) for s in pending]
+    gave_up = (f", {len(plan.gave_up)} given up (failed {max_failures + 1}x; raise "
+               f"--max-failures to retry them)" if plan.gave_up else "")
+    click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(plan.done)} already done"
+               f"{gave_up}, {len(pending)} to run -> {store.path}")
+    if not pending:
+        click.echo("nothing to run: every trial of this grid is done or given up.")
         return
+    progress = Progress(len(pending))
+    try:
+        if executor == "local":
+            from grid.runner import run_local
 
-    with RunLock(store.folder):
-        trial_specs = make_specs(points, experiment, store)
-        plan = store.plan([s.trial_id for s in trial_specs], max_failures)
-        pending = [s for s in trial_specs if s.trial_id in set(plan.pending)]
-        pending = [_with_attempts(s, plan.attempts[s.trial_id]) for s in pending]
-        gave_up = (f", {len(plan.gave_up)} given up (failed {max_failures + 1}x; raise "
-                   f"--max-failures to retry them)" if plan.gave_up else "")
-        click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(plan.done)} already done"
-                   f"{gave_up}, {len(pending)} to run -> {store.path}")
-        if not pending:
-            click.echo("nothing to run: every trial of this grid is done or given up.")
-            return
-        progress = Progress(len(pending))
-        try:
-            if executor == "local":
-                from grid.runner import run_local
-
-                run_local(pending, experiment, store, progress, trial_fn=trial_fn,
-                          max_failures=max_failures)
-            else:
-                _run_with_ray(pending, experiment, store, progress, trial_fn=trial_fn,
-                              max_failures=max_failures, cpus_per_trial=cpus_per_trial,
-                              gpus_per_trial=gpus_per_trial, address=address,
-                              dashboard=not no_dashboard, verbose=verbose)
-        except KeyboardInterrupt:
-            click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
-                       f"{store.path}; run the same command again to resume.")
-            sys.exit(130)
-        # Count from the store, not from this process's progress: with a ray:// address the
-        # recording callback runs on the head node.
-        ids = [s.trial_id for s in pending]
-        after = store.plan(ids, max_failures)
-        done, failed = len(after.done), len(after.gave_up)
-        unfinished = len(ids) - done - failed
-        click.echo(f"grid {grid}: {done} done, {failed} failed (given up), {unfinished} not "
-                   f"finished of {len(ids)} run; wall {progress.elapsed()}; results in "
-                   f"{store.path}")
-        if unfinished:
-            click.echo(f"{unfinished} trial(s) did not finish; run the same command again to "
-                       f"resume.")
-        if failed or unfinished:
-            sys.exit(1)
+            run_local(pending, experiment, store, progress, trial_fn=trial_fn,
+                      max_failures=max_failures)
+        else:
+            _run_with_ray(pending, experiment, store, progress, trial_fn=trial_fn,
+                          max_failures=max_failures, cpus_per_trial=cpus_per_trial,
+                          gpus_per_trial=gpus_per_trial, address=address,
+                          dashboard=not no_dashboard, verbose=verbose)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
+                   f"{store.path}; run the same command again to resume.")
+        sys.exit(130)
+    # Count from the store, not from this process's progress: with a ray:// address the
+    # recording callback runs on the head node.
+    ids = [s.trial_id for s in pending]
+    after = store.plan(ids, max_failures)
+    done, failed = len(after.done), len(after.gave_up)
+    unfinished = len(ids) - done - failed
+    click.echo(f"grid {grid}: {done} done, {failed} failed (given up), {unfinished} not "
+               f"finished of {len(ids)} run; wall {progress.elapsed()}; results in "
+               f"{store.path}")
+    if unfinished:
+        click.echo(f"{unfinished} trial(s) did not finish; run the same command again to "
+                   f"resume.")
+    if failed or unfinished:
+        sys.exit(1)
 
 
 def _with_attempts(spec, attempts: int):
@@ -209,8 +222,11 @@ def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failure
         ray.shutdown()
 
 
-def _dry_run(store, experiment, points, max_failures, executor, cpus_per_trial,
-             gpus_per_trial, trial_fn) -> None:
+def _dry_run(store, experiment, spec, backbones, variants, overrides, max_failures, executor,
+             cpus_per_trial, gpus_per_trial) -> None:
+    points = grid_specs.resolve(spec, n_folds=experiment.n_folds, backbones=backbones,
+                                variants=variants, settings=overrides)
+    trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
     specs = make_specs(points, experiment, store)
     plan = store.plan([s.trial_id for s in specs], max_failures)
     state = {**{t: "done" for t in plan.done}, **{t: "gave up" for t in plan.gave_up},
