@@ -52,8 +52,14 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
             logging.ERROR)
     if address:
+        # With ray:// Tune's driver loop runs in a job worker on the head: give it the same
+        # output settings grid.runner sets for a local driver.
+        env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+        if not verbose:
+            env["RAY_AIR_NEW_OUTPUT"] = "0"
+        runtime_env = {"env_vars": env} if client else None
         try:
-            ctx = ray.init(address=address, **quiet)
+            ctx = ray.init(address=address, runtime_env=runtime_env, **quiet)
         except ConnectionError as exc:
             raise HcldError(
                 f"cannot connect to Ray at {address}: {exc}. If the cluster uses token "
