@@ -61,6 +61,11 @@ class Progress:
         return (f"done {self.done}, running {len(self.running)}, failed {self.failed}, "
                 f"left {left} | elapsed {_duration(elapsed)}, ETA {eta} | best {best}")
 
+    def epoch(self, label: str, metrics: dict[str, Any]) -> None:
+        shown = [f"{k} {v:.4g}" for k, v in metrics.items()
+                 if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        self._print(f"    {label} epoch {metrics.get('epoch')}: {', '.join(shown)}")
+
     def finish(self, trial_id: str, label: str, row: dict[str, Any]) -> None:
         self.running.discard(trial_id)
         self.done += 1

@@ -9,6 +9,7 @@ ray unless the Ray executor is used: the GPU machine has no ray.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import os
@@ -148,10 +149,12 @@ def describe_error(exc: BaseException) -> str:
 
 def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
               progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
-              ) -> None:
-    """Trials one after another in this process (no Ray): the same function, rows, retries."""
+              epoch_lines: bool = False) -> None:
+    """Trials one after another in this process (no Ray): the same function, rows, retries.
+    `epoch_lines` prints each epoch's metrics (-v), the only sign of life in a long trial."""
     fn = resolve_trial_fn(trial_fn)
     for spec in specs:
+        on_epoch = functools.partial(progress.epoch, spec.label) if epoch_lines else None
         progress.start(spec.trial_id, spec.label)
         attempt = spec.attempts_before
         while True:
@@ -160,7 +163,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
             artifacts.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
             try:
-                result = fn(spec, experiment, on_epoch=None, artifacts_dir=artifacts)
+                result = fn(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts)
             except Exception as exc:  # a failing trial is recorded; the grid goes on
                 row = make_row(spec, experiment, attempt=attempt,
                                seconds=time.perf_counter() - start, error=describe_error(exc))

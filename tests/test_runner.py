@@ -102,6 +102,15 @@ def test_local_runs_every_trial_and_records_rows(tmp_path, capsys):
     assert (store.folder / r["artifacts"] / "result.json").exists()
     out = capsys.readouterr().out
     assert "[6/6] done" in out and "best emo_ua 60.0%" in out
+    assert "epoch" not in out  # per-epoch lines only when asked for
+
+
+def test_local_epoch_lines_show_each_epoch(tmp_path, capsys):
+    experiment, store, specs = plan(tmp_path, variants=("hcld",))
+    run_local(specs[:1], experiment, store, Progress(1), trial_fn=ok_trial, epoch_lines=True)
+    out = capsys.readouterr().out
+    assert "cnn/hcld/fold0 epoch 0: loss_total 1, emo_ua 0.25" in out
+    assert "cnn/hcld/fold0 epoch 1: loss_total 0.5, emo_ua 0.25" in out
 
 
 def test_local_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path):

@@ -79,7 +79,8 @@ def _known_variants() -> tuple[str, ...]:
 @click.option("--no-dashboard", is_flag=True, help="Do not start the Ray dashboard.")
 @click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
               help="Retries of a failed trial (counted across runs) before giving up on it.")
-@click.option("-v", "--verbose", is_flag=True, help="Show Ray's own output and tables.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Ray: show Ray's own output and tables; local: one line per epoch.")
 @click.option("--dry-run", is_flag=True,
               help="List the trials, which are already done, and the resources; run nothing.")
 def run(grid, epochs, fold_scheme, features, backbones, variants, settings, iemocap,
@@ -169,7 +170,7 @@ def _run_locked(grid, spec, experiment, store, backbones, variants, overrides, e
             from grid.runner import run_local
 
             run_local(pending, experiment, store, progress, trial_fn=trial_fn,
-                      max_failures=max_failures)
+                      max_failures=max_failures, epoch_lines=verbose)
         else:
             _run_with_ray(pending, experiment, store, progress, trial_fn=trial_fn,
                           max_failures=max_failures, cpus_per_trial=cpus_per_trial,
