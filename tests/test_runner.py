@@ -3,6 +3,7 @@
 Fake trial functions stand in for training (they are what this module tests: scheduling and
 recording, not the model). Ray starts once for the module."""
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -170,7 +171,12 @@ def test_ray_runs_the_grid_and_writes_rows_as_trials_finish(tmp_path, ray_sessio
     assert sorted(r["trial_id"] for r in rows) == sorted(s.trial_id for s in specs)
     assert all(r["status"] == "done" and r["device"] == "cpu" for r in rows)
     assert {round(r["emo_ua"], 3) for r in rows} == {0.5, 0.6}
-    assert (store.folder / "ray").is_dir()  # Tune's own state lives beside the store
+    # Tune saw one report per epoch, then the outcome, in short per-trial folders under ray/.
+    for spec in specs:
+        (trial_dir,) = (store.folder / "ray").glob(f"run-*/{spec.trial_id}")
+        reports = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
+        assert [r.get("epoch") for r in reports] == [0, 1, None]
+        assert reports[-1]["hcld_final"] == 1
     assert "[6/6] done" in capsys.readouterr().out
 
 
@@ -212,3 +218,24 @@ def test_scheduler_benchmark_measures_a_no_op_grid_without_losing_trials():
     assert 0 < row["overhead_per_trial_s"] < 1.0
     assert row["overhead_per_trial_s"] == pytest.approx(row["wall_s"] / 80, rel=0.05)
     assert 0.9 < row["fraction_outside_trials"] <= 1.0
+
+
+def test_ray_refuses_gpus_on_a_cluster_without_gpu(tmp_path, ray_session):
+    from grid.runner import run_ray
+    from hcld.errors import HcldError
+
+    experiment, store, specs = plan(tmp_path)
+    with pytest.raises(HcldError, match="no GPU; use --gpus-per-trial 0"):
+        run_ray(specs, experiment, store, Progress(len(specs)), trial_fn="test_runner:ok_trial",
+                gpus_per_trial=0.25)
+    assert not store.path.exists()
+
+
+def test_dashboard_lines_give_the_url_and_token_steps():
+    from grid.dashboard import RaySession
+
+    lines = "\n".join(RaySession("local", "http://127.0.0.1:8265", True, 2, 0).describe())
+    assert "Ray dashboard: http://127.0.0.1:8265" in lines
+    assert "`ray get-auth-token`" in lines and "ssh -L 8265:127.0.0.1:8265" in lines
+    off = RaySession("auto", None, True, 2, 0).describe()
+    assert off[-1] == "Ray dashboard: off"
