@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from datetime import datetime, timezone
 
 import numpy as np
 import torch
@@ -92,4 +93,5 @@ def bench_epoch(
         "anchor_source": anchor_source,
         "torch": torch.__version__,
         "host": platform.node(),
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
