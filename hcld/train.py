@@ -38,6 +38,14 @@ def run_trial(
     on_epoch: Callable[[dict], None] | None = None,
     artifacts_dir: Path | None = None,
 ) -> TrialResult:
+    threads = torch.get_num_threads()
+    try:
+        return _run_trial(config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+    finally:
+        torch.set_num_threads(threads)  # config.threads must not leak into the caller's process
+
+
+def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir) -> TrialResult:
     started = time.perf_counter()
     name = _trial_name(config, data)
     _check_inputs(config, data, name)

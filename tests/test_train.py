@@ -193,3 +193,11 @@ def test_triton_loss_impl_matches_torch_through_the_interpreter():
     assert (impl_a, impl_b) == ("torch", "triton-interpreter")
     for term in ("loss_icld", "loss_supcon", "loss_lcl", "loss_total"):
         assert b[term] == pytest.approx(a[term], rel=1e-4, abs=1e-5)
+
+
+def test_thread_setting_does_not_leak_out_of_the_trial():
+    import torch
+
+    before = torch.get_num_threads()
+    run_trial(tiny(epochs=1, threads=1), make_data(n=32))
+    assert torch.get_num_threads() == before
