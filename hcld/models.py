@@ -109,6 +109,8 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.proj(self.front(x))
+        if h.shape[1] > self.positions.shape[0]:  # longer than ever seen: extend the table once
+            self.positions = _sinusoids(h.shape[1], h.shape[2]).to(h.device)
         h = h + self.positions[: h.shape[1]]
         return self.out(self.norm(self.layers(h)).mean(dim=1))
 
