@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import logging
 import math
 import os
 import socket
@@ -345,9 +346,16 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    # Tune's own warnings on Ctrl-C advise Tuner.restore and list unstarted trials; here the
+    # store decides what is left, and our summary says how to resume.
+    tune_logger = logging.getLogger("ray.tune")
+    saved_level = tune_logger.level
+    if not verbose:
+        tune_logger.setLevel(logging.ERROR)
     try:
         tuner.fit()
     finally:
+        tune_logger.setLevel(saved_level)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
