@@ -78,13 +78,16 @@ def test_smoke_grid_end_to_end_then_dedupe(tmp_path, data_dir):
     assert code == 0 and out.count(" done\n") == 2 and "0 would run" in out
 
 
-def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data_dir):
+@pytest.mark.parametrize("killed_executor", ["local", "ray"])
+def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data_dir,
+                                                                  killed_executor):
     results = tmp_path / "results"
     store = results / "smoke" / "trials.parquet"
     args = ["smoke", "--data-dir", data_dir, "--results-dir", results]
     env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([*CLI, *map(str, args), "--executor", "local"], env=env,
+    proc = subprocess.Popen([*CLI, *map(str, args), "--executor", killed_executor,
+                             "--no-dashboard"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     try:
