@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import polars as pl
 import pytest
@@ -337,15 +336,12 @@ def test_cli_defaults_to_grid_full_and_reports_errors_without_traceback(tmp_path
     assert "Traceback" not in result.output
 
 
-def test_75_trial_grid_reports_well_under_a_second(tmp_path):
+def test_75_trial_grid_fills_every_paper_cell(tmp_path):
+    # Speed is not asserted here (no timed unit tests): `hcld-grid report` prints its build time.
     rows = [trial(v, b, f, emo_wa=0.7, emo_ua=0.7 + f / 100, spk_wa=0.8, spk_ua=0.8, probe_xe=0.3, probe_xs=0.4)
             for v in ("emo_only", "orth", "wo_supcon", "wo_lcl", "hcld")
             for b in ("cnn", "lstm", "transformer") for f in range(5)]
     write(tmp_path, rows)
-    R.render_markdown(R.build_report(tmp_path, "g"))  # first call pays the one-off imports (scipy)
-    started = time.perf_counter()
     rep = R.build_report(tmp_path, "g")
     R.render_markdown(rep)
-    elapsed = time.perf_counter() - started
     assert rep.table2.filter(pl.col("in_paper"))["n_done"].to_list() == [5] * 15
-    assert elapsed < 1.0, f"75-trial report took {elapsed:.2f} s"
