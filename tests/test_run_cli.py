@@ -87,7 +87,7 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
     env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([*CLI, *map(str, args), "--executor", killed_executor,
-                             "--no-dashboard"], env=env,
+                             "--no-dashboard"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     try:
@@ -96,8 +96,12 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # the driver only, as a user's kill -9 would
         proc.wait()
+        try:  # then the Ray processes it left behind (they would exit on their own, later)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     before = pq.read_table(store).to_pylist()
     assert 3 <= len(before) < 15  # killed mid-grid
     # Resume in-process: the store, not the executor, decides what is left (the Ray executor
