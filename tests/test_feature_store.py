@@ -72,7 +72,7 @@ def test_extracts_one_contiguous_fp16_array_with_index_and_meta(manifest, tmp_pa
     assert fs.index["n_frames"].to_list()[:3] == [49, 124, 374]
     assert np.all(np.asarray(fs.features[0, 49:]) == 0) and np.any(np.asarray(fs.features[0, :49]) != 0)
     assert fs.meta["extractor"] == "fbank" and fs.meta["shape"] == [7, 374, 80]
-    assert fs.meta["config"]["num_mel_bins"] == 80 and fs.meta["config"]["norm"] == "utterance"
+    assert fs.meta["config"]["num_mel_bins"] == 80 and fs.meta["config"]["norm"] == "scalar"
     assert not list((tmp_path / "store").glob("*.partial"))
 
 

@@ -62,8 +62,8 @@ def test_fbank_without_norm_is_torchaudio_kaldi_fbank_with_a_20ms_hop():
     np.testing.assert_allclose(out[0], direct, rtol=1e-5, atol=1e-5)
 
 
-def test_utterance_norm_standardises_real_frames_and_zeros_padding():
-    ex = make_extractor("fbank")
+def test_utterance_norm_standardises_each_dimension_and_zeros_padding():
+    ex = make_extractor("fbank", norm="utterance")
     waves, lengths = clips()
     out = ex(waves, lengths)
     valid = ex.valid_frames(int(lengths[1]))
@@ -74,6 +74,22 @@ def test_utterance_norm_standardises_real_frames_and_zeros_padding():
     assert np.all(out[1, valid:] == 0.0)
     full = out[0]
     np.testing.assert_allclose(full.std(axis=0), 1.0, atol=1e-2)
+
+
+def test_default_scalar_norm_keeps_the_spectral_shape_and_zeros_padding():
+    ex = make_extractor("fbank")
+    assert ex.config["norm"] == "scalar"
+    waves, lengths = clips()
+    out = ex(waves, lengths)
+    raw = make_extractor("fbank", norm="none")(waves, lengths)
+    valid = ex.valid_frames(int(lengths[1]))
+    real, raw_real = out[1, :valid].astype(np.float64), raw[1, :valid].astype(np.float64)
+    assert abs(real.mean()) < 1e-4 and abs(real.std() - 1.0) < 1e-3
+    assert np.all(out[1, valid:] == 0.0)
+    # one affine map for the whole utterance: the per-bin mean profile survives (up to scale/offset)
+    profile, raw_profile = real.mean(axis=0), raw_real.mean(axis=0)
+    assert np.corrcoef(profile, raw_profile)[0, 1] > 0.9999
+    assert profile.std() > 0.1  # unlike per-dimension CMVN, which flattens it to 0
 
 
 def test_unknown_extractor_and_norm_are_errors():
@@ -93,10 +109,10 @@ def test_hubert_small_checkpoint_gives_374_frames(tmp_path):
     out = ex(waves, lengths)
     assert out.shape == (2, 374, 24)
     assert np.isfinite(out).all()
-    # last layer of the model we saved, standardised per utterance
+    # last layer of the model we saved, standardised per utterance (default: one scalar mean/std)
     with torch.inference_mode():
         raw = small_model()(torch.from_numpy(waves[:1]), torch.from_numpy(lengths[:1]))[0].numpy()
-    raw = (raw[0] - raw[0].mean(0)) / np.sqrt(raw[0].var(0) + 1e-5)
+    raw = (raw[0] - raw[0].mean()) / np.sqrt(raw[0].var() + 1e-5)
     np.testing.assert_allclose(out[0], raw, atol=2e-3)
     # the key sees the weights, not the path
     assert ex.config["checkpoint_sha256"] == hubert_mod.file_sha256(ckpt)

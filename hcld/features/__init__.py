@@ -4,10 +4,16 @@ An extractor turns a batch of fixed-length clips (7.5 s at 16 kHz, zero-padded) 
 float32 frames. Its `config` is plain JSON and goes into the feature-store key, so anything that
 changes the numbers (window, layer, normalisation, checkpoint hash) must be in it.
 
-Normalisation ("the features are normalized", paper IV-A) is the same for every extractor:
-per utterance and per dimension, mean 0 / variance 1 over the frames that cover real audio;
-frames that only cover zero padding are then set to 0 (the utterance mean), so padding carries
-no signal whatever the extractor outputs for silence.
+Normalisation ("the features are normalized", paper IV-A) is the same for every extractor and
+always per utterance, over the frames that cover real audio; frames that only cover zero padding
+are then set to 0 (the utterance mean), so padding carries no signal:
+- `scalar` (default): one mean and one standard deviation over all real frames and dimensions.
+  It removes level and gain but keeps the shape of the frame vectors, where speaker timbre lives
+  (the speaker branch needs it);
+- `utterance`: per-dimension mean 0 / variance 1 (CMVN). It also erases the utterance's average
+  spectrum, i.e. most speaker identity: on the synthetic corpus the speaker task collapses to
+  near chance with it (docs/paper-notes.md);
+- `none`: raw extractor output.
 
 Extractor modules are imported lazily: reading a stored feature set needs numpy only.
 """
@@ -28,7 +34,8 @@ if TYPE_CHECKING:
 
     from hcld.features.store import FeatureSet
 
-NORMALISATIONS = ("utterance", "none")
+NORMALISATIONS = ("scalar", "utterance", "none")
+DEFAULT_NORM = "scalar"
 
 # name -> "module:class"; imported only when asked for (hubert pulls in torchaudio's model code).
 EXTRACTORS: dict[str, str] = {
@@ -47,7 +54,7 @@ class Extractor:
     sample_rate: int = SAMPLE_RATE
     clip_seconds: float = CLIP_SECONDS
 
-    def __init__(self, *, norm: str = "utterance") -> None:
+    def __init__(self, *, norm: str = DEFAULT_NORM) -> None:
         if norm not in NORMALISATIONS:
             raise ValueError(f"unknown feature normalisation {norm!r}; choose one of {NORMALISATIONS}")
         self.norm = norm
@@ -85,19 +92,22 @@ class Extractor:
             raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, "
                                f"expected {(self.n_frames, self.dim)}")
         valid = np.array([self.valid_frames(int(n)) for n in lengths])
-        return normalise(out, valid) if self.norm == "utterance" else out
+        return out if self.norm == "none" else normalise(out, valid, per_dimension=self.norm == "utterance")
 
     def valid_frames(self, n_samples: int) -> int:
         """Frames that cover real audio: at least one, so a very short clip still has statistics."""
         return max(1, min(self.n_frames, self.frames(min(n_samples, self.clip_samples))))
 
 
-def normalise(frames: np.ndarray, valid: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Per-utterance, per-dimension standardisation over the valid frames; padded frames -> 0."""
+def normalise(frames: np.ndarray, valid: np.ndarray, *, per_dimension: bool = False,
+              eps: float = 1e-5) -> np.ndarray:
+    """Per-utterance standardisation over the valid frames (per dimension, or one scalar pair);
+    padded frames -> 0."""
     out = np.zeros_like(frames, dtype=np.float32)
+    axis = 0 if per_dimension else None
     for i, n in enumerate(valid):
         x = frames[i, :n].astype(np.float64)
-        out[i, :n] = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + eps)
+        out[i, :n] = (x - x.mean(axis=axis)) / np.sqrt(x.var(axis=axis) + eps)
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from hcld.features import Extractor
+from hcld.features import DEFAULT_NORM, Extractor
 
 
 class FbankExtractor(Extractor):
@@ -20,7 +20,7 @@ class FbankExtractor(Extractor):
     threads = 1
 
     def __init__(self, *, num_mel_bins: int = 80, frame_length_ms: float = 25.0, frame_shift_ms: float = 20.0,
-                 norm: str = "utterance") -> None:
+                 norm: str = DEFAULT_NORM) -> None:
         super().__init__(norm=norm)
         self.dim = num_mel_bins
         self.window = int(round(self.sample_rate * frame_length_ms / 1000))

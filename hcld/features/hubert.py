@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from hcld.errors import DataError, MissingAssetError
-from hcld.features import Extractor
+from hcld.features import DEFAULT_NORM, Extractor
 
 CHECKPOINT_NAME = "hubert_fairseq_base_ls960.pth"
 CHECKPOINT_URL = f"https://download.pytorch.org/torchaudio/models/{CHECKPOINT_NAME}"
@@ -110,7 +110,7 @@ class HubertExtractor(Extractor):
     batch_size = 8
 
     def __init__(self, *, checkpoint: Path | None = None, layer: int | None = None, device: str = "auto",
-                 norm: str = "utterance") -> None:
+                 norm: str = DEFAULT_NORM) -> None:
         super().__init__(norm=norm)
         self.model, params = build_model(checkpoint)
         self.conv = [(int(k), int(s)) for _, k, s in params["extractor_conv_layer_config"]]
