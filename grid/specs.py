@@ -45,6 +45,12 @@ GRIDS: dict[str, GridSpec] = {
             settings={"epochs": 5, "warmup_epochs": 1},
         ),
         GridSpec(
+            "demo",
+            "the 75 trials on tiny models, 15 epochs (2 warm-up), 1000-utterance synthetic corpus: "
+            "a CPU-sized first run with every table and test filled",
+            settings={"model_size": "tiny", "embed_dim": 32, "epochs": 15, "warmup_epochs": 2},
+        ),
+        GridSpec(
             "smoke",
             "tiny models, 2 epochs, fold 0 only, 200-utterance synthetic corpus: for CI",
             settings={"model_size": "tiny", "embed_dim": 32, "epochs": 2, "warmup_epochs": 1},

@@ -42,13 +42,20 @@ def test_overrides_subset_and_settings():
                for p in points)
 
 
+def test_demo_grid_has_the_full_trials_on_tiny_models():
+    full = specs.resolve(specs.get_grid("full"), n_folds=5)
+    demo = specs.resolve(specs.get_grid("demo"), n_folds=5)
+    assert [p.label for p in demo] == [p.label for p in full]
+    assert {(p.config.model_size, p.config.epochs) for p in demo} == {("tiny", 15)}
+
+
 def test_grid_fold_outside_the_scheme_is_an_error():
     with pytest.raises(HcldError, match="fold"):
         specs.resolve(specs.get_grid("smoke"), n_folds=0)
 
 
 def test_unknown_grid_names_the_known_ones():
-    with pytest.raises(HcldError, match="full, quick, smoke"):
+    with pytest.raises(HcldError, match="full, quick, demo, smoke"):
         specs.get_grid("nope")
 
 

@@ -1,4 +1,4 @@
-"""`hcld-grid run GRID`: run a named grid (full | quick | smoke) with Ray Tune or in-process,
+"""`hcld-grid run GRID`: run a named grid (full | quick | demo | smoke) with Ray Tune or in-process,
 resumable: finished trials are skipped, failed ones retried up to --max-failures."""
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _known_variants() -> tuple[str, ...]:
 def run(grid, epochs, fold_scheme, features, backbones, variants, settings, iemocap,
         hubert_checkpoint, roberta, data_dir, results_dir, executor, gpus_per_trial,
         cpus_per_trial, address, no_dashboard, max_failures, verbose, dry_run) -> None:
-    """Run the ablation GRID (full | quick | smoke): backbones x loss variants x folds.
+    """Run the ablation GRID (full | quick | demo | smoke): backbones x loss variants x folds.
 
     Results are appended to RESULTS_DIR/GRID/trials.parquet as each trial ends. Re-running the
     same command skips finished trials, so an interrupted grid is resumed by running it again.
