@@ -7,29 +7,15 @@ the normalised vectors to the input dtype before the tensor-core dot; the losses
 plus an absolute 1e-6 for gradients that are zero up to rounding (e.g. LCL with one sample).
 """
 
-import os
-
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import reference
+from kernel_testing import GRAD_TOL, SMALL_TILES, import_interpreted, rand_labels, rand_x
 
-# Triton picks interpreter or compiler when a kernel is decorated, i.e. at import: import the kernel
-# modules under TRITON_INTERPRET=1, then restore the variable so other test files see the process
-# environment they expect; the fixture below sets it again for these tests (resolve_impl reads it).
-_previous = os.environ.get("TRITON_INTERPRET")
-os.environ["TRITON_INTERPRET"] = "1"
-from kernels import triton_supcon  # noqa: E402
-
-if _previous is None:
-    del os.environ["TRITON_INTERPRET"]
-else:
-    os.environ["TRITON_INTERPRET"] = _previous
-
-GRAD_TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
-SMALL_TILES = dict(block_m=16, block_n=16, block_k=16)
+triton_supcon = import_interpreted("kernels.triton_supcon")
 # triton 3.6's interpreter trips a numpy deprecation on every scalar index; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
 
@@ -39,12 +25,7 @@ def _interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
 
 
-def _x(n, d, seed, dtype=torch.float32):
-    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed)).to(dtype)
-
-
-def _labels(n, k, seed):
-    return torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(seed))
+_x, _labels = rand_x, rand_labels
 
 
 def _loss_and_grads(fn, tensors):
