@@ -66,7 +66,10 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
                 f"authentication (Ray's default), set RAY_AUTH_MODE=token and make its token "
                 f"available here (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from exc
     else:
-        ctx = ray.init(num_cpus=num_cpus, include_dashboard=dashboard, dashboard_host="127.0.0.1",
+        # address="local": a new Ray of our own even when `ray start` left a cluster behind
+        # (ray.init() would silently join that one); joining is what --address is for.
+        ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
+                       dashboard_host="127.0.0.1",
                        **quiet)
     url = getattr(ctx, "dashboard_url", None) or None
     if url and not url.startswith("http"):
