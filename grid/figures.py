@@ -220,10 +220,12 @@ def projection_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
             ax.set_title(f"{_label(variant)} ({where}): {symbol} by {colour_by}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-            if colour_by == "emotion":
-                handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=e)
-                           for i, e in enumerate(EMOTIONS)]
-                ax.legend(handles=handles, fontsize=7, loc="best")
+            # embeddings.npz keeps speaker ids (TrialData.speaker_names order), not names
+            names = EMOTIONS if colour_by == "emotion" else [f"spk {i}" for i in range(top + 1)]
+            handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=label)
+                       for i, label in enumerate(names)]
+            ax.legend(handles=handles, fontsize=6 if colour_by == "speaker" else 7, loc="best",
+                      ncol=2 if len(names) > 5 else 1)
     fig.suptitle(f"PCA of test embeddings: {BACKBONE_LABELS.get(backbone, backbone)} "
                  "(decoupled: X_e clusters by emotion not speaker, X_s by speaker)")
     fig.tight_layout()
