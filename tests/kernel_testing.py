@@ -5,6 +5,7 @@ import importlib
 import os
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 GRAD_TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
 SMALL_TILES = dict(block_m=16, block_n=16, block_k=16)
@@ -32,3 +33,18 @@ def rand_x(n, d, seed, dtype=torch.float32):
 
 def rand_labels(n, k, seed):
     return torch.randint(0, k, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor (in bytes) any aten op produces while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.bytes = max(self.bytes, t.numel() * t.element_size())
+        return out

@@ -10,11 +10,10 @@ import os
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import reference
-from kernel_testing import GRAD_TOL, SMALL_TILES, import_interpreted, rand_labels, rand_x
+from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 triton_icld = import_interpreted("kernels.triton_icld")
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
@@ -144,21 +143,6 @@ def test_kernels_compile_for_an_h100_without_spills(tmp_path):
     names = [line.split()[0] for line in done.stdout.splitlines()]
     assert names == ["supcon_forward", "supcon_backward", "icld_forward_text", "icld_backward_text",
                      "normalize_backward", "supcon_finalize", "lcl_finalize", "icld_finalize"]
-
-
-class LargestTensor(TorchDispatchMode):
-    """Records the largest tensor (in bytes) any aten op produces while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.bytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor):
-                self.bytes = max(self.bytes, t.numel() * t.element_size())
-        return out
 
 
 def test_fused_memory_is_linear_in_n():

@@ -9,11 +9,10 @@ plus an absolute 1e-6 for gradients that are zero up to rounding (e.g. LCL with 
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import kernels
 from kernels import reference
-from kernel_testing import GRAD_TOL, SMALL_TILES, import_interpreted, rand_labels, rand_x
+from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 triton_supcon = import_interpreted("kernels.triton_supcon")
 # triton 3.6's interpreter trips a numpy deprecation on every scalar index; not ours to fix
@@ -199,21 +198,6 @@ def test_bench_peak_table_matches_device_names():
     assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
     assert bench.peak_tflops("NVIDIA H200", "tf32") == pytest.approx(494.7)
     assert bench.peak_tflops("cpu", "fp32") is None
-
-
-class LargestTensor(TorchDispatchMode):
-    """Records the largest tensor (in bytes) any aten op produces while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.bytes = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor):
-                self.bytes = max(self.bytes, t.numel() * t.element_size())
-        return out
 
 
 @pytest.mark.parametrize("loss", ["supcon", "lcl"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from hcld.data.iemocap import write_parquet_atomic
+from hcld.data.iemocap import read_parquet_checked, write_parquet_atomic
 from hcld.errors import DataError
 from hcld.labels import EMOTIONS, SESSIONS
 
@@ -76,12 +76,7 @@ def write_folds(df: pl.DataFrame, path: Path | str) -> Path:
 
 def read_folds(path: Path | str) -> pl.DataFrame:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: folds file not found (run `hcld-grid data prepare` or `data folds`)")
-    try:
-        df = pl.read_parquet(path)
-    except Exception as err:  # polars raises several exception types for a damaged file
-        raise DataError(f"{path}: not a readable parquet folds file ({err})") from err
+    df = read_parquet_checked(path, "folds file", "run `hcld-grid data prepare` or `data folds`")
     if not {"utt_id", "fold"} <= set(df.columns):
         raise DataError(f"{path}: folds file needs columns utt_id and fold, has {df.columns}")
     if df.height == 0 or df["utt_id"].n_unique() != df.height:

@@ -207,12 +207,7 @@ _SCHEMA = {
 def read_manifest(path: Path | str) -> pl.DataFrame:
     """The manifest as a DataFrame with exactly MANIFEST_COLUMNS; DataError if it is missing or malformed."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found (run `hcld-grid data prepare` first)")
-    try:
-        df = pl.read_parquet(path)
-    except Exception as err:  # polars raises several exception types for a damaged file
-        raise DataError(f"{path}: not a readable parquet manifest ({err})") from err
+    df = read_parquet_checked(path, "manifest", "run `hcld-grid data prepare` first")
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"{path}: manifest lacks columns {missing}")
@@ -240,6 +235,16 @@ def manifest_hash(df: pl.DataFrame) -> str:
 def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_parquet_checked(path: Path, what: str, hint: str) -> pl.DataFrame:
+    """Read a parquet file of ours; a missing or damaged one is a DataError naming it and `what`."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found ({hint})")
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars raises several exception types for a damaged file
+        raise DataError(f"{path}: not a readable parquet {what} ({err})") from err
 
 
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
