@@ -63,7 +63,7 @@ class Experiment:
             features=self.feature_set().features,
             emotion=labels["emotion"], speaker=labels["speaker"], train_idx=train, test_idx=test,
             speaker_names=labels["speaker_names"].tolist(), utt_ids=labels["utt_ids"].tolist(),
-            description=f"{self.description}, fold {fold}",
+            description=f"{self.description}, fold {fold}", feature_key=self.feature_key,
         )
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,9 +27,9 @@ from hcld.anchors import load_label_anchors
 from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.errors import TrialFailed
 from hcld.labels import EMOTIONS
-from hcld.losses import kernel_supports
-from hcld.losses.variants import TERM_NAMES, LossWeights, loss_terms, term_values, uses_speaker_branch, variant_weights, weighted_total
+from hcld.losses.variants import TERM_NAMES, LossWeights, loss_terms, uses_speaker_branch, variant_weights, weighted_total
 from hcld.models import HCLDModel
+from hcld.placement import FeatureSource, Rows, feature_source
 
 
 def run_trial(
@@ -62,29 +63,29 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
 
     model, anchor_source = build_model(config, feat_dim=data.features.shape[2], n_speakers=len(train_speakers))
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config, device)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
     scheduler = warmup_schedule(optimizer, config.warmup_epochs * steps_per_epoch)
     order_rng = torch.Generator().manual_seed(config.seed)
-    train_spk = torch.as_tensor(np.array([spk_class[int(s)] for s in data.speaker[train_idx]]), dtype=torch.long)
+    source = feature_source(data.features, device, config.feature_placement, key=data.feature_key)
+    labels = DeviceLabels.of(data, spk_class, device)
+    present = ("loss_total", *(name for name in TERM_NAMES if name in present_terms(weights)))
+    class_to_spk = np.array(sorted(spk_class, key=spk_class.get), dtype=np.int64)
 
     curves: list[dict] = []
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        order = torch.randperm(len(train_idx), generator=order_rng)
-        sums = dict.fromkeys(("loss_total", *TERM_NAMES), 0.0)
-        for batch_no, start in enumerate(range(0, len(order), config.batch_size), start=1):
-            pos = order[start : start + config.batch_size].sort().values.numpy()  # sorted: memmap reads in order
-            x = _batch_features(data.features, train_idx[pos], device)
-            emotion = torch.as_tensor(data.emotion[train_idx[pos]], dtype=torch.long, device=device)
-            speaker = train_spk[pos].to(device)
-            values = train_step(model, optimizer, x, emotion, speaker, config, weights, where=(name, epoch, batch_no))
+        rows, bounds = epoch_batches(torch.randperm(len(train_idx), generator=order_rng), train_idx, config.batch_size, device)
+        log = torch.empty((len(bounds), len(present)), dtype=torch.float32, device=device)
+        for batch_no, (start, stop) in enumerate(bounds):
+            batch = rows[start:stop]
+            values = train_step(model, optimizer, source.batch(batch), labels.emotion[batch.device],
+                                labels.speaker_class[batch.device], config, weights)
+            log[batch_no] = torch.stack([values[k] for k in present])  # stays on the device
             scheduler.step()
-            for k, v in values.items():
-                sums[k] += v * len(pos) if not math.isnan(v) else math.nan
-        losses = {k: v / len(train_idx) for k, v in sums.items()}
-        evaluation = evaluate(model, data, test_idx, spk_class, config.batch_size, device)
+        losses = epoch_losses(log.cpu().numpy(), [stop - start for start, stop in bounds], present, where=(name, epoch))
+        evaluation = evaluate(model, source, test_idx, class_to_spk, config.batch_size, config.precision)
         row = {"epoch": epoch, **losses, **_scores(evaluation, data, speakers_seen)}
         row["seconds"] = time.perf_counter() - t0
         curves.append(row)
@@ -92,7 +93,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
             on_epoch(dict(row))
 
     final, test_eval = curves[-1], evaluation  # the reported (final) epoch's test evaluation
-    train_eval = evaluate(model, data, train_idx, spk_class, config.batch_size, device)
+    train_eval = evaluate(model, source, train_idx, class_to_spk, config.batch_size, config.precision)
     probes = decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers_seen, config.seed)
     result = TrialResult(
         metrics={k: final[k] for k in ("emo_wa", "emo_ua", "spk_wa", "spk_ua")} | probes,
@@ -103,7 +104,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
         seconds=time.perf_counter() - started,
         device=describe_device(device),
         anchor_source=anchor_source,
-        loss_impl=resolved_impl(config.loss_impl, device),
+        loss_impl=kernels.resolve_impl(config.loss_impl, device),
     )
     if artifacts_dir is not None:
         write_artifacts(Path(artifacts_dir), result, test_eval, data, test_idx)
@@ -122,11 +123,13 @@ def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int) -> tuple
         n_speakers=n_speakers,
         n_emotions=len(EMOTIONS),
         backbone=config.backbone,
+        trunk=config.trunk,
         speaker_backbone=config.speaker_backbone,
         model_size=config.model_size,
         embed_dim=config.embed_dim,
         speaker_branch=uses_speaker_branch(config),
         label_anchors=anchors,
+        anchor_projection=config.anchor_projection,
     )
     return model, source
 
@@ -139,23 +142,75 @@ def train_step(
     speaker: torch.Tensor,
     config: TrialConfig,
     weights: LossWeights,
-    *,
-    where: tuple = ("trial", 0, 0),
-) -> dict[str, float]:
-    """One optimisation step; returns loss_total and every term (NaN = not in the variant).
-    A non-finite term raises TrialFailed naming the trial, epoch, batch and term."""
-    out = model(x)
-    terms = loss_terms(out, emotion, speaker, config, weights)
-    values = term_values(terms)
-    bad = [k for k in terms if not math.isfinite(values[k])]
-    if bad:
-        trial, epoch, batch = where
-        raise TrialFailed(f"{trial}: non-finite loss ({', '.join(f'{k}={values[k]}' for k in bad)}) at epoch {epoch}, batch {batch}")
+) -> dict[str, torch.Tensor]:
+    """One optimisation step; returns loss_total and the variant's terms as detached tensors on
+    the device: nothing is read back here (no host sync), the caller checks them once per epoch."""
+    with autocast(config.precision, x.device):
+        out = model(x)
+    terms = loss_terms(out, emotion, speaker, config, weights)  # outside autocast: losses in fp32
     total = weighted_total(terms, weights)
     optimizer.zero_grad(set_to_none=True)
     total.backward()
     optimizer.step()
-    return {"loss_total": float(total.detach()), **values}
+    return {"loss_total": total.detach().float(), **{k: v.detach().float() for k, v in terms.items()}}
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """bf16: autocast of the model's forward (matmuls and convolutions in bf16, norms in fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def make_optimizer(model: HCLDModel, config: TrialConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam; on CUDA the fused kernel (one launch per step instead of one per parameter group)."""
+    fused = True if device.type == "cuda" else None  # CPU keeps the default: bit-identical curves
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+
+
+def present_terms(weights: LossWeights) -> set[str]:
+    """The TERM_NAMES a variant computes (loss_terms skips the terms whose weight is 0)."""
+    return {name for name, w in zip(TERM_NAMES, weights.as_tuple()) if w != 0}
+
+
+@dataclass(frozen=True)
+class DeviceLabels:
+    """Labels of every feature row, on the device: a batch looks them up with its device rows."""
+
+    emotion: torch.Tensor  # [N] emotion index
+    speaker_class: torch.Tensor  # [N] training-speaker class (-1: a speaker not in training)
+
+    @classmethod
+    def of(cls, data: TrialData, spk_class: dict, device: torch.device) -> "DeviceLabels":
+        classes = np.array([spk_class.get(int(s), -1) for s in data.speaker], dtype=np.int64)
+        return cls(torch.as_tensor(np.asarray(data.emotion), dtype=torch.long).to(device),
+                   torch.from_numpy(classes).to(device))
+
+
+def epoch_batches(order: torch.Tensor, train_idx: np.ndarray, batch_size: int, device) -> tuple[Rows, list]:
+    """The epoch's feature rows in batch order (each batch sorted: memmap reads in order), copied
+    to the device once, and the (start, stop) of every batch in them."""
+    order = order.numpy()  # a host permutation (CPU generator): same order on every device
+    bounds = [(start, min(start + batch_size, len(order))) for start in range(0, len(order), batch_size)]
+    pos = np.concatenate([np.sort(order[start:stop]) for start, stop in bounds])
+    return Rows.of(train_idx[pos], device), bounds
+
+
+def epoch_losses(log: np.ndarray, sizes: list[int], names: tuple[str, ...], *, where: tuple) -> dict[str, float]:
+    """Per-sample means over the epoch of loss_total and every term (NaN: not in the variant) from
+    the per-batch values [batches, names]. A non-finite value fails the trial, naming the first
+    bad batch and its terms."""
+    finite = np.isfinite(log)
+    if not finite.all():
+        batch = int(np.flatnonzero(~finite.all(axis=1))[0])
+        bad = [(k, float(v)) for k, v, ok in zip(names, log[batch], finite[batch]) if not ok]
+        named = [(k, v) for k, v in bad if k != "loss_total"] or bad  # the terms, unless only the sum overflowed
+        trial, epoch = where
+        listed = ", ".join(f"{k}={v}" for k, v in named)
+        raise TrialFailed(f"{trial}: non-finite loss ({listed}) at epoch {epoch}, batch {batch + 1}")
+    sums = np.zeros(len(names))
+    for values, size in zip(log, sizes):  # in batch order, in float64: the same sums as before
+        sums += values.astype(np.float64) * size
+    means = dict(zip(names, (sums / sum(sizes)).tolist()))
+    return {k: means.get(k, math.nan) for k in ("loss_total", *TERM_NAMES)}
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -166,24 +221,27 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torc
 
 
 @torch.no_grad()
-def evaluate(model: HCLDModel, data: TrialData, idx: np.ndarray, spk_class: dict, batch_size: int, device) -> dict:
-    """Embeddings and predictions (speaker predictions as original speaker ids) for rows `idx`."""
+def evaluate(model: HCLDModel, source: FeatureSource, idx: np.ndarray, class_to_spk: np.ndarray, batch_size: int,
+             precision: str = "fp32") -> dict:
+    """Embeddings and predictions (speaker predictions as original speaker ids) for rows `idx`;
+    outputs stay on the device until the end (one read-back per output, not one per batch)."""
     model.eval()
-    class_to_spk = np.array(sorted(spk_class, key=spk_class.get), dtype=np.int64)
-    xe, xs, emo_pred, spk_pred = [], [], [], []
+    rows = Rows.of(idx, source.device)
+    parts: dict[str, list[torch.Tensor]] = {"xe": [], "emo_pred": [], "xs": [], "spk_pred": []}
     for start in range(0, len(idx), batch_size):
-        out = model(_batch_features(data.features, idx[start : start + batch_size], device))
-        xe.append(out["xe"].float().cpu())
-        emo_pred.append(out["emo_logits"].argmax(1).cpu())
+        with autocast(precision, source.device):
+            out = model(source.batch(rows[start : start + batch_size]))
+        parts["xe"].append(out["xe"].float())
+        parts["emo_pred"].append(out["emo_logits"].argmax(1))
         if "xs" in out:
-            xs.append(out["xs"].float().cpu())
-            spk_pred.append(out["spk_logits"].argmax(1).cpu())
-    has_spk = bool(xs)
+            parts["xs"].append(out["xs"].float())
+            parts["spk_pred"].append(out["spk_logits"].argmax(1))
+    has_spk = bool(parts["xs"])
     return {
-        "xe": torch.cat(xe).numpy(),
-        "xs": torch.cat(xs).numpy() if has_spk else np.zeros((len(idx), 0), np.float32),
-        "emo_pred": torch.cat(emo_pred).numpy(),
-        "spk_pred": class_to_spk[torch.cat(spk_pred).numpy()] if has_spk else None,
+        "xe": torch.cat(parts["xe"]).cpu().numpy(),
+        "xs": torch.cat(parts["xs"]).cpu().numpy() if has_spk else np.zeros((len(idx), 0), np.float32),
+        "emo_pred": torch.cat(parts["emo_pred"]).cpu().numpy(),
+        "spk_pred": class_to_spk[torch.cat(parts["spk_pred"]).cpu().numpy()] if has_spk else None,
     }
 
 
@@ -213,13 +271,6 @@ def write_artifacts(folder: Path, result: TrialResult, test_eval: dict, data: Tr
     )
 
 
-def resolved_impl(requested: str, device: torch.device) -> str:
-    """What the pairwise losses actually ran on: kernels.resolve_impl when the kernels have it
-    ("triton" on CUDA, "triton-interpreter" on CPU with TRITON_INTERPRET=1, else "torch")."""
-    resolve = getattr(kernels, "resolve_impl", None)
-    return resolve(requested, device) if resolve is not None else requested
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -240,10 +291,6 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
-
-
-def _batch_features(features: np.ndarray, rows: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(features[rows], dtype=np.float32)).to(device, non_blocking=True)
 
 
 def _scores(evaluation: dict, data: TrialData, speakers_seen: bool) -> dict[str, float]:
@@ -272,12 +319,12 @@ def _speaker_confusion(test_eval: dict, data: TrialData, test_idx: np.ndarray, s
 
 def _trial_name(config: TrialConfig, data: TrialData) -> str:
     branches = config.backbone if not config.speaker_backbone else f"{config.backbone}/{config.speaker_backbone}"
+    branches += f" ({config.trunk} trunk)"
     return f"trial {config.variant} {branches} seed {config.seed}" + (f" on {data.description}" if data.description else "")
 
 
 def _check_inputs(config: TrialConfig, data: TrialData, name: str) -> None:
-    if config.epochs < 1 or config.batch_size < 1:
-        raise TrialFailed(f"{name}: epochs and batch_size must be >= 1 (got {config.epochs}, {config.batch_size})")
+    """What TrialConfig cannot check on its own: the data against the config."""
     if data.features.ndim != 3:
         raise TrialFailed(f"{name}: features must be [N, T, D], got shape {data.features.shape}")
     if len(data.train_idx) < 2 or len(data.test_idx) == 0:
@@ -285,6 +332,3 @@ def _check_inputs(config: TrialConfig, data: TrialData, name: str) -> None:
     emo = np.asarray(data.emotion)
     if emo.min() < 0 or emo.max() >= len(EMOTIONS):
         raise TrialFailed(f"{name}: emotion labels must be in 0..{len(EMOTIONS) - 1}, got {emo.min()}..{emo.max()}")
-    for fn in (kernels.icld, kernels.supcon, kernels.label_contrastive):
-        if not kernel_supports(fn, config.loss_impl):
-            raise TrialFailed(f"{name}: loss_impl={config.loss_impl!r} is not available (kernels.{fn.__name__} has no impl option)")

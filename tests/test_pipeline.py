@@ -54,8 +54,25 @@ def test_trial_data_folds_partition_the_corpus(experiment):
         assert not set(td.train_idx) & set(td.test_idx)
         assert len(td.train_idx) + len(td.test_idx) == N
         assert f"fold {fold}" in td.description
+        assert td.feature_key == experiment.feature_key  # a worker keeps resident features by it
         seen_test.extend(td.test_idx.tolist())
     assert sorted(seen_test) == list(range(N))
+
+
+def test_folds_of_one_store_entry_share_one_resident_table(experiment):
+    import torch
+
+    from hcld import placement
+
+    placement.clear_resident()
+    try:
+        cpu = torch.device("cpu")
+        tables = [placement.feature_source(td.features, cpu, "device", key=td.feature_key).table
+                  for td in (experiment.trial_data(0), experiment.trial_data(1))]
+        assert tables[0] is tables[1]
+        np.testing.assert_array_equal(tables[0].numpy(), experiment.trial_data(0).features)
+    finally:
+        placement.clear_resident()
 
 
 def test_labels_follow_the_manifest_in_feature_row_order(experiment):
