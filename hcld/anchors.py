@@ -3,8 +3,10 @@
 Paper III-D-2: "We use the roberta-base model to extract the features E_i of the text labels".
 What we do: each class name becomes an English word (ANCHOR_WORDS), the word is encoded by
 RoBERTa as "<s> word </s>" and its vector is the mean of the last hidden states over the word's
-own tokens (special tokens excluded). The model later projects these fixed 768-d vectors to X_e's
-size with a learnable Linear (hcld.models.HCLDModel.anchor_proj).
+own tokens (special tokens excluded). How the fixed 768-d vectors meet X_e's size is
+`TrialConfig.anchor_projection`: "learned" maps them with a trainable Linear (the anchors become
+free class prototypes), "fixed" embeds them isometrically (`embed_isometrically`: the label
+vectors' cosines are kept exactly, so the anchors stay the benchmark the paper describes).
 
 Sources (`TrialConfig.anchor_source`):
 - "roberta": a local roberta-base folder (`roberta_path`); never downloaded (HF_HUB_OFFLINE);
@@ -28,7 +30,6 @@ from hcld.errors import MissingAssetError
 from hcld.labels import EMOTIONS
 
 ANCHOR_WORDS: dict[str, str] = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
-ANCHOR_SOURCES = ("auto", "roberta", "fallback")
 FALLBACK_DIM = 768  # roberta-base's hidden size: both sources give the model the same shapes
 FALLBACK_SEED = 20250406
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
@@ -50,16 +51,28 @@ class LabelAnchors:
 
 
 def load_label_anchors(
-    anchor_source: str = "auto", roberta_path: str | os.PathLike | None = None, *, cache_dir: Path | None = None
+    anchor_source: str, roberta_path: str | os.PathLike | None, *, cache_dir: Path | None = None
 ) -> LabelAnchors:
-    if anchor_source not in ANCHOR_SOURCES:
-        raise ValueError(f"anchor_source must be one of {ANCHOR_SOURCES}, got {anchor_source!r}")
+    """The anchors of `anchor_source` (auto | roberta | fallback, checked by TrialConfig)."""
     if anchor_source == "fallback" or (anchor_source == "auto" and roberta_path is None):
         return LabelAnchors(fallback_anchors(), "fallback:orthogonal")
     if roberta_path is None:
         raise MissingAssetError(f"anchor_source='roberta' but no roberta_path is set. {HOW_TO_GET}")
     path = Path(roberta_path).expanduser().resolve()
     return LabelAnchors(roberta_anchors(path, cache_dir=cache_dir), f"roberta:{path}")
+
+
+def embed_isometrically(anchors: torch.Tensor, dim: int) -> torch.Tensor:
+    """[K, D] anchors -> [K, dim] vectors with exactly the same inner products (so the same norms
+    and cosines), for dim >= K: coordinates in an orthonormal basis of the anchors' span (SVD),
+    zero-padded. The rotation this picks is arbitrary but fixed; X_e is learned, so only the
+    anchors' geometry matters, and that is the label words' own."""
+    k = anchors.shape[0]
+    if dim < k:
+        raise ValueError(f"cannot embed {k} anchors isometrically in {dim} dimensions (need >= {k})")
+    u, sv, _ = torch.linalg.svd(anchors.double(), full_matrices=False)  # anchors = U diag(S) V^T
+    coords = u * sv  # [K, K]: anchors @ V, the coordinates in the span's basis V
+    return torch.nn.functional.pad(coords, (0, dim - coords.shape[1])).to(anchors.dtype)
 
 
 def fallback_anchors(dim: int = FALLBACK_DIM, seed: int = FALLBACK_SEED) -> torch.Tensor:

@@ -3,37 +3,73 @@
 These two types are the contract between the data pipeline (`hcld.pipeline`), the trainer
 (`hcld.train.run_trial`) and the grid runner (`grid.runner`). Fields may be added (with defaults);
 renaming one changes every trial id, so do not.
+
+`TrialConfig` checks itself when it is built: a string option outside its `Literal` choices, a
+number out of range or a wrong type raises `ConfigError` naming the field, so a bad `--set` fails
+at the door, before any data is touched. The choices written here are the only list of them: the
+CLI, the grid specs and the registries (`hcld.models`, `hcld.losses.variants`) read them from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from hcld.errors import ConfigError
+
+Backbone = Literal["cnn", "lstm", "transformer"]
+Variant = Literal["emo_only", "multitask", "orth", "wo_supcon", "wo_lcl", "hcld", "icld_only"]
+ModelSize = Literal["paper", "small", "tiny"]
+Trunk = Literal["shared", "separate"]
+Reduction = Literal["mean", "printed"]
+AnchorProjection = Literal["learned", "fixed"]
+IcldNegative = Literal["text", "printed"]
+Embedding = Literal["xe", "xs"]
+SupconLabels = Literal["emotion", "speaker"]
+AnchorSource = Literal["auto", "roberta", "fallback"]
+LossImpl = Literal["torch", "triton"]
+Precision = Literal["fp32", "bf16"]
+FeaturePlacement = Literal["auto", "device", "host"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def choices(kind: Any) -> tuple[str, ...]:
+    """The allowed values of one of the Literal types above, e.g. choices(Backbone)."""
+    return typing.get_args(kind)
 
 
 @dataclass(frozen=True)
 class TrialConfig:
     # -- model ---------------------------------------------------------------------------------
-    backbone: str = "cnn"  # emotion branch: cnn | lstm | transformer
-    speaker_backbone: str | None = None  # None: same as `backbone` (the paper); set to mix branches
-    model_size: str = "paper"  # paper | small | tiny: preset widths (see hcld.models)
+    backbone: Backbone = "cnn"  # the encoder family (emotion branch when trunk=separate)
+    # shared: one encoder, two heads give X_e and X_s (Sec. III-B: "X_i = Encoder(x_i)");
+    # separate: one encoder per embedding (docs/paper-notes.md, "Trunk")
+    trunk: Trunk = "shared"
+    speaker_backbone: Backbone | None = None  # trunk=separate only: None = same as `backbone`
+    model_size: ModelSize = "paper"  # preset widths (see hcld.models)
     embed_dim: int = 256  # size of X_e and X_s
     # -- loss ----------------------------------------------------------------------------------
-    variant: str = "hcld"  # emo_only | orth | wo_supcon | wo_lcl | hcld | icld_only (hcld.losses.variants)
+    variant: Variant = "hcld"  # loss terms (hcld.losses.variants.VARIANTS)
     temperature: float = 0.07  # tau of SupCon and LCL
     icld_margin: float = 0.0  # margin of the ICLD negative hinge
-    icld_negative: str = "text"  # text: max(0, cos - m)^2 | printed: max(0, m - cos)^2 (docs/paper-notes.md)
-    icld_positive: str = "xe"  # embedding of ICLD's positive pairs: xe (as printed) | xs (docs/paper-notes.md)
-    supcon_embedding: str = "xe"  # xe | xs: which embedding SupCon contrasts
-    supcon_labels: str = "emotion"  # emotion | speaker: which labels define SupCon positives
+    icld_negative: IcldNegative = "text"  # text: max(0, cos - m)^2 | printed: max(0, m - cos)^2
+    icld_positive: Embedding = "xe"  # embedding of ICLD's positive pairs: xe (as printed) | xs
+    supcon_embedding: Embedding = "xe"  # which embedding SupCon contrasts
+    supcon_labels: SupconLabels = "emotion"  # which labels define SupCon positives
     ensure_positives: bool = True  # paper's "replicate and downsample" so every anchor has a positive
-    anchor_source: str = "auto"  # auto | roberta | fallback: where LCL's label anchors come from
+    # mean: every term a batch mean | printed: sums for CEs, SupCon and L_Label, means for ICLD
+    reduction: Reduction = "mean"
+    anchor_source: AnchorSource = "auto"  # where LCL's label anchors come from
+    anchor_projection: AnchorProjection = "learned"  # how anchors meet X_e (hcld.anchors)
     roberta_path: str | None = None  # local roberta-base folder (see README)
-    loss_impl: str = "torch"  # torch | triton: implementation of the pairwise losses (kernels/)
+    loss_impl: LossImpl = "torch"  # implementation of the pairwise losses (kernels/)
     # -- optimisation --------------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 32
@@ -41,8 +77,18 @@ class TrialConfig:
     warmup_epochs: int = 5
     weight_decay: float = 0.0
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
+    # -- execution (does not change what is computed, up to rounding) ----------------------------
+    precision: Precision = "fp32"  # bf16: autocast of the model's forward (hcld.train)
+    feature_placement: FeaturePlacement = "auto"  # device: features resident on the trial's device
+    device: Device = "auto"  # auto: cuda when available
     threads: int | None = None  # torch intra-op threads; None leaves torch's default
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check_setting(f.name, getattr(self, f.name))
+        if self.speaker_backbone is not None and self.trunk != "separate":
+            raise ConfigError(f"speaker_backbone={self.speaker_backbone!r} needs trunk=separate "
+                              f"(a shared trunk has one backbone: {self.backbone!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,14 +98,70 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - set(_HINTS))
         if unknown:
-            raise ValueError(f"unknown trial config field(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown trial setting(s) {unknown}; known: {', '.join(_HINTS)}")
         return cls(**values)
 
     def replace(self, **changes: Any) -> "TrialConfig":
         return self.from_dict({**self.to_dict(), **changes})
+
+
+# (bound, inclusive) per numeric field; fields not listed may take any finite value of their type
+_LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
+    "embed_dim": (4, True),  # >= the 4 emotion anchors (anchor_projection=fixed embeds them isometrically)
+    "temperature": (0.0, False),
+    "epochs": (1, True),
+    "batch_size": (2, True),  # a contrastive pair needs two rows
+    "lr": (0.0, False),
+    "warmup_epochs": (0, True),
+    "weight_decay": (0.0, True),
+    "seed": (0, True),
+    "threads": (1, True),
+}
+
+_HINTS = typing.get_type_hints(TrialConfig)
+
+
+def field_type_names(name: str) -> str:
+    """How a field's type reads in an error: 'cnn | lstm | transformer | None', 'float', ..."""
+    return " | ".join(_kind_names(_HINTS[name]))
+
+
+def _kind_names(hint: Any) -> list[str]:
+    if typing.get_origin(hint) is Literal:
+        return [str(v) for v in typing.get_args(hint)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return [n for arg in typing.get_args(hint) for n in _kind_names(arg)]
+    return ["None" if hint is type(None) else hint.__name__]
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(arg, value) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # an int is a fine float; NaN and inf are not settings
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, hint)
+
+
+def check_setting(name: str, value: Any) -> None:
+    """Raise ConfigError unless `value` is allowed for field `name` on its own (type, choices,
+    range); TrialConfig adds the checks that involve two fields."""
+    if not _accepts(_HINTS[name], value):
+        raise ConfigError(f"{name}={value!r}: expected {field_type_names(name)}")
+    if name in _LOWER_BOUNDS and value is not None:
+        low, inclusive = _LOWER_BOUNDS[name]
+        if not (value >= low if inclusive else value > low):
+            raise ConfigError(f"{name}={value!r}: must be {'>=' if inclusive else '>'} {low}")
 
 
 @dataclass
@@ -74,6 +176,7 @@ class TrialData:
     speaker_names: list[str] = field(default_factory=list)
     utt_ids: list[str] = field(default_factory=list)
     description: str = ""  # e.g. "synthetic corpus, fbank, random5 fold 2"
+    feature_key: str = ""  # feature-store entry: lets a worker keep features resident across trials
 
 
 @dataclass
@@ -89,4 +192,4 @@ class TrialResult:
     seconds: float  # wall time of the whole trial
     device: str  # e.g. "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
     anchor_source: str  # what LCL's anchors actually were: "roberta:<path>" | "fallback:<kind>" | "unused"
-    loss_impl: str  # torch | triton, as actually run
+    loss_impl: str  # torch | triton | triton-interpreter, as actually run

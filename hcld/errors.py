@@ -15,3 +15,7 @@ class MissingAssetError(HcldError):
 
 class TrialFailed(HcldError):
     """A trial stopped on purpose (NaN/inf loss, empty fold): the runner records it as failed."""
+
+
+class ConfigError(HcldError, ValueError):
+    """A trial setting outside its allowed values (raised when a TrialConfig is built)."""

@@ -1,10 +1,13 @@
-"""The dual-branch HCLD model: an emotion encoder -> X_e, a speaker encoder -> X_s, Linear heads.
+"""The HCLD model: an encoder trunk over the features, two embedding heads (X_e, X_s), classifiers.
 
-Each encoder maps features [B, T, D] to one pooled embedding [B, embed_dim]. The two branches may
-use different backbones (the paper's point: ICLD works at the instance level, so it does not need
-twin architectures). Widths come from a size preset (`TrialConfig.model_size`); the paper gives
-none, so "paper" is our choice of a moderate size (docs/paper-notes.md), "tiny" is for CPU smoke
-runs and tests.
+`trunk="shared"` (default): one encoder, whose pooled output feeds a Linear emotion embedding
+head (X_e) and a Linear speaker embedding head (X_s) -- the paper's one `X_i = Encoder(x_i)` per
+architecture (Sec. III-B). Every loss on X_e then also moves what X_s is computed from, which is
+what lets ICLD, SupCon and L_Label change the speaker scores (Table II).
+`trunk="separate"`: one encoder per embedding (each with its own head); the speaker encoder may
+be another family (`speaker_backbone`). No printed loss couples the two then.
+Widths come from a size preset (`TrialConfig.model_size`); the paper gives none, so "paper" is
+our choice of a moderate size (docs/paper-notes.md), "tiny" is for CPU smoke runs and tests.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-BACKBONES = ("cnn", "lstm", "transformer")
+from hcld.config import Backbone, ModelSize, choices
 
+BACKBONES = choices(Backbone)
 
 @dataclass(frozen=True)
 class SizePreset:
@@ -34,11 +38,11 @@ SIZE_PRESETS: dict[str, SizePreset] = {
 }
 
 
+assert set(SIZE_PRESETS) == set(choices(ModelSize)), "hcld.config.ModelSize lists the presets"
+
+
 def size_preset(name: str) -> SizePreset:
-    try:
-        return SIZE_PRESETS[name]
-    except KeyError:
-        raise ValueError(f"unknown model_size {name!r}; known: {sorted(SIZE_PRESETS)}") from None
+    return SIZE_PRESETS[name]  # TrialConfig has checked the name
 
 
 class _Front(nn.Module):
@@ -60,7 +64,7 @@ class _Front(nn.Module):
 class CNNEncoder(nn.Module):
     """1-D convolutions over time (kernel 5, stride 2 each), then mean+max pooling over time."""
 
-    def __init__(self, feat_dim: int, embed_dim: int, p: SizePreset):
+    def __init__(self, feat_dim: int, p: SizePreset):
         super().__init__()
         self.front = _Front(feat_dim, p.time_stride)
         blocks, channels = [], feat_dim
@@ -68,34 +72,34 @@ class CNNEncoder(nn.Module):
             blocks += [nn.Conv1d(channels, p.width, kernel_size=5, stride=2, padding=2), nn.GELU(), nn.Dropout(p.dropout)]
             channels = p.width
         self.convs = nn.Sequential(*blocks)
-        self.out = nn.Linear(2 * p.width, embed_dim)
+        self.pooled_dim = 2 * p.width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convs(self.front(x).transpose(1, 2))  # [B, C, T']
-        return self.out(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        return torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
 
 
 class LSTMEncoder(nn.Module):
     """Bidirectional LSTM over time, mean pooling of its outputs."""
 
-    def __init__(self, feat_dim: int, embed_dim: int, p: SizePreset):
+    def __init__(self, feat_dim: int, p: SizePreset):
         super().__init__()
         self.front = _Front(feat_dim, p.time_stride)
         self.lstm = nn.LSTM(
             feat_dim, p.width, num_layers=p.layers, batch_first=True, bidirectional=True,
             dropout=p.dropout if p.layers > 1 else 0.0,
         )
-        self.out = nn.Linear(2 * p.width, embed_dim)
+        self.pooled_dim = 2 * p.width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.lstm(self.front(x))
-        return self.out(h.mean(dim=1))
+        return h.mean(dim=1)
 
 
 class TransformerEncoder(nn.Module):
     """Linear input projection + sinusoidal positions, pre-norm Transformer layers, mean pooling."""
 
-    def __init__(self, feat_dim: int, embed_dim: int, p: SizePreset, max_len: int = 4096):
+    def __init__(self, feat_dim: int, p: SizePreset, max_len: int = 4096):
         super().__init__()
         self.front = _Front(feat_dim, p.time_stride)
         self.proj = nn.Linear(feat_dim, p.width)
@@ -104,7 +108,7 @@ class TransformerEncoder(nn.Module):
         )
         self.layers = nn.TransformerEncoder(layer, p.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(p.width)
-        self.out = nn.Linear(p.width, embed_dim)
+        self.pooled_dim = p.width
         self.register_buffer("positions", _sinusoids(max_len, p.width), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,7 +116,7 @@ class TransformerEncoder(nn.Module):
         if h.shape[1] > self.positions.shape[0]:  # longer than ever seen: extend the table once
             self.positions = _sinusoids(h.shape[1], h.shape[2]).to(h.device)
         h = h + self.positions[: h.shape[1]]
-        return self.out(self.norm(self.layers(h)).mean(dim=1))
+        return self.norm(self.layers(h)).mean(dim=1)
 
 
 def _sinusoids(length: int, dim: int) -> torch.Tensor:
@@ -125,19 +129,20 @@ def _sinusoids(length: int, dim: int) -> torch.Tensor:
 
 
 _ENCODERS = {"cnn": CNNEncoder, "lstm": LSTMEncoder, "transformer": TransformerEncoder}
+assert set(_ENCODERS) == set(choices(Backbone)), "hcld.config.Backbone lists the encoders"
 
 
-def build_encoder(backbone: str, feat_dim: int, embed_dim: int, preset: SizePreset) -> nn.Module:
-    if backbone not in _ENCODERS:
-        raise ValueError(f"unknown backbone {backbone!r}; known: {list(BACKBONES)}")
-    return _ENCODERS[backbone](feat_dim, embed_dim, preset)
+def build_encoder(backbone: str, feat_dim: int, preset: SizePreset) -> nn.Module:
+    """An encoder mapping [B, T, feat_dim] to a pooled [B, encoder.pooled_dim]."""
+    return _ENCODERS[backbone](feat_dim, preset)
 
 
 class HCLDModel(nn.Module):
-    """Emotion branch (always), speaker branch (when the variant uses X_s), heads, anchor projection.
+    """Trunk (one shared encoder, or one per embedding), embedding heads, classifiers, anchors.
 
     forward(features) -> {"xe", "emo_logits", and with the speaker branch "xs", "spk_logits",
-    and with label anchors "anchors" (the fixed label vectors through the learnable projection)}.
+    and with label anchors "anchors" (the label vectors as they meet X_e: through a learnable
+    Linear, or through the fixed isometric embedding of `hcld.anchors.embed_isometrically`)}.
     """
 
     def __init__(
@@ -145,33 +150,52 @@ class HCLDModel(nn.Module):
         *,
         feat_dim: int,
         n_speakers: int,
-        n_emotions: int = 4,
-        backbone: str = "cnn",
-        speaker_backbone: str | None = None,
-        model_size: str = "paper",
-        embed_dim: int = 256,
-        speaker_branch: bool = True,
-        label_anchors: torch.Tensor | None = None,  # [n_emotions, anchor_dim], fixed
+        n_emotions: int,
+        backbone: str,
+        trunk: str,
+        speaker_backbone: str | None,
+        model_size: str,
+        embed_dim: int,
+        speaker_branch: bool,
+        label_anchors: torch.Tensor | None,  # [n_emotions, anchor_dim]
+        anchor_projection: str,  # learned | fixed
     ):
         super().__init__()
         preset = size_preset(model_size)
-        self.emo_encoder = build_encoder(backbone, feat_dim, embed_dim, preset)
+        self.emo_encoder = build_encoder(backbone, feat_dim, preset)
+        self.emo_embed = nn.Linear(self.emo_encoder.pooled_dim, embed_dim)
         self.emo_head = nn.Linear(embed_dim, n_emotions)
-        self.spk_encoder = self.spk_head = None
+        self.spk_encoder = self.spk_embed = self.spk_head = None
         if speaker_branch:
-            self.spk_encoder = build_encoder(speaker_backbone or backbone, feat_dim, embed_dim, preset)
+            if trunk == "shared":
+                self.spk_encoder = self.emo_encoder  # the same module: one trunk, two heads
+            else:
+                self.spk_encoder = build_encoder(speaker_backbone or backbone, feat_dim, preset)
+            self.spk_embed = nn.Linear(self.spk_encoder.pooled_dim, embed_dim)
             self.spk_head = nn.Linear(embed_dim, n_speakers)
         self.anchor_proj = None
         if label_anchors is not None:
-            self.register_buffer("label_anchors", label_anchors.float().clone())
-            self.anchor_proj = nn.Linear(label_anchors.shape[1], embed_dim)
+            if anchor_projection == "learned":
+                self.register_buffer("label_anchors", label_anchors.float().clone())
+                self.anchor_proj = nn.Linear(label_anchors.shape[1], embed_dim)
+            else:
+                from hcld.anchors import embed_isometrically
+
+                self.register_buffer("label_anchors", embed_isometrically(label_anchors.float(), embed_dim))
+
+    @property
+    def shares_trunk(self) -> bool:
+        return self.spk_encoder is self.emo_encoder
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        xe = self.emo_encoder(features)
+        pooled = self.emo_encoder(features)
+        xe = self.emo_embed(pooled)
         out = {"xe": xe, "emo_logits": self.emo_head(xe)}
         if self.spk_encoder is not None:
-            xs = self.spk_encoder(features)
+            spk_pooled = pooled if self.shares_trunk else self.spk_encoder(features)
+            xs = self.spk_embed(spk_pooled)
             out["xs"], out["spk_logits"] = xs, self.spk_head(xs)
-        if self.anchor_proj is not None:
-            out["anchors"] = self.anchor_proj(self.label_anchors)
+        if hasattr(self, "label_anchors"):
+            anchors = self.label_anchors
+            out["anchors"] = self.anchor_proj(anchors) if self.anchor_proj is not None else anchors
         return out

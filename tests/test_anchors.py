@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from hcld import anchors as A
-from hcld.errors import MissingAssetError
+from hcld.config import TrialConfig
+from hcld.errors import ConfigError, MissingAssetError
 from hcld.labels import EMOTIONS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -113,8 +114,8 @@ def test_missing_folder_or_files_say_what_to_download(tmp_path):
         A.load_label_anchors("roberta", tmp_path)
     with pytest.raises(MissingAssetError, match="no roberta_path"):
         A.load_label_anchors("roberta", None)
-    with pytest.raises(ValueError, match="anchor_source"):
-        A.load_label_anchors("glove", None)
+    with pytest.raises(ConfigError, match="anchor_source"):
+        TrialConfig(anchor_source="glove")  # a bad source never reaches the loader
 
 
 def test_empty_tokenizer_is_detected(tmp_path):

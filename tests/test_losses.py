@@ -8,16 +8,28 @@ import pytest
 import torch
 
 from hcld.config import TrialConfig
-from hcld.losses import call_kernel, kernel_supports
 from hcld.losses.icld import icld_loss
 from hcld.losses.lcl import lcl_loss
 from hcld.losses.orth import orth_loss
 from hcld.losses.sampling import ensure_positive_index
-from hcld.losses.supcon import supcon_inputs, supcon_loss
-from hcld.losses.task import emotion_ce, speaker_ce
-from hcld.losses.variants import TERM_NAMES, VARIANTS, loss_terms, term_values, variant_weights, weighted_total
+from hcld.losses.supcon import anchors_with_positive, supcon_inputs, supcon_loss
+from hcld.losses.task import cross_entropy
+from hcld.losses.variants import TERM_NAMES, VARIANTS, canonical, loss_terms, term_values, unused_settings, variant_weights, weighted_total
 
 EPS = 1e-8
+
+
+def icld(xe, xs, e, s, *, margin=0.0, negative="text", positive="xe"):
+    return icld_loss(xe, xs, e, s, margin=margin, negative=negative, positive=positive, impl="torch")
+
+
+def supcon(x, labels, *, temperature=0.07, ensure_positives=True, reduction="mean"):
+    return supcon_loss(x, labels, temperature=temperature, ensure_positives=ensure_positives, impl="torch",
+                       reduction=reduction)
+
+
+def lcl(anchors, x, labels, *, temperature, reduction="mean"):
+    return lcl_loss(anchors, x, labels, temperature=temperature, impl="torch", reduction=reduction)
 
 
 def _unit(v):
@@ -129,7 +141,7 @@ def test_icld_matches_naive_loop(case, kind, negative, margin):
     xe, xs = _batch(len(emo), kind=kind)
     e, s = torch.tensor(emo), torch.tensor(spk)
     _check(
-        lambda a, b: icld_loss(a, b, e, s, margin=margin, negative=negative),
+        lambda a, b: icld(a, b, e, s, margin=margin, negative=negative),
         lambda a, b: naive_icld(a, b, emo, spk, margin, negative),
         (xe, xs),
     )
@@ -137,7 +149,7 @@ def test_icld_matches_naive_loop(case, kind, negative, margin):
 
 def test_icld_without_pairs_is_zero_not_nan():
     xe, xs = _batch(4)
-    loss = icld_loss(xe, xs, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]))
+    loss = icld(xe, xs, torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 3]))
     assert float(loss) == 0.0
 
 
@@ -145,8 +157,8 @@ def test_icld_text_hinge_pushes_speaker_features_apart():
     # same emotion, different speakers, identical X_s: the text form penalises the similarity
     x = torch.ones(2, 3)
     emo, spk = torch.tensor([1, 1]), torch.tensor([0, 1])
-    assert float(icld_loss(x, x, emo, spk, negative="text")) == pytest.approx(1.0)
-    assert float(icld_loss(x, x, emo, spk, negative="printed")) == pytest.approx(0.0)
+    assert float(icld(x, x, emo, spk, negative="text")) == pytest.approx(1.0)
+    assert float(icld(x, x, emo, spk, negative="printed")) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("case", sorted(LABEL_CASES))
@@ -156,7 +168,7 @@ def test_supcon_matches_naive_loop(case, kind):
     x, _ = _batch(len(emo), kind=kind)
     lab = torch.tensor(emo)
     _check(
-        lambda a: supcon_loss(a, lab, temperature=0.1, ensure_positives=False),
+        lambda a: supcon(a, lab, temperature=0.1, ensure_positives=False),
         lambda a: naive_supcon(a, emo, 0.1),
         (x,),
     )
@@ -167,7 +179,7 @@ def test_supcon_with_replication_is_supcon_of_the_replicated_batch():
     x, _ = _batch(len(emo), seed=3)
     idx = ensure_positive_index(torch.tensor(emo)).tolist()
     _check(
-        lambda a: supcon_loss(a, torch.tensor(emo), temperature=0.2, ensure_positives=True),
+        lambda a: supcon(a, torch.tensor(emo), temperature=0.2, ensure_positives=True),
         lambda a: naive_supcon(a[idx], [emo[i] for i in idx], 0.2),
         (x,),
     )
@@ -175,7 +187,7 @@ def test_supcon_with_replication_is_supcon_of_the_replicated_batch():
 
 def test_supcon_with_no_positive_is_zero_not_nan():
     x, _ = _batch(4)
-    loss = supcon_loss(x, torch.tensor([0, 1, 2, 3]), ensure_positives=False)
+    loss = supcon(x, torch.tensor([0, 1, 2, 3]), ensure_positives=False)
     assert float(loss) == 0.0
 
 
@@ -188,7 +200,7 @@ def test_lcl_matches_naive_loop(case, kind):
     if kind == "zero":
         anchors[3] = 0
     _check(
-        lambda a, b: lcl_loss(a, b, torch.tensor(emo), temperature=0.1),
+        lambda a, b: lcl(a, b, torch.tensor(emo), temperature=0.1),
         lambda a, b: naive_lcl(a, b, emo, 0.1),
         (anchors, x),
     )
@@ -212,8 +224,8 @@ def test_task_terms_are_batch_mean_cross_entropies():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     y = torch.tensor([0, 0])
     expected = -(math.log(math.exp(2) / (math.exp(2) + 1)) + math.log(1 / (1 + math.e))) / 2
-    assert float(emotion_ce(logits, y)) == pytest.approx(expected)
-    assert float(speaker_ce(logits, y)) == pytest.approx(expected)
+    assert float(cross_entropy(logits, y, reduction="mean")) == pytest.approx(expected)
+    assert float(cross_entropy(logits, y, reduction="printed")) == pytest.approx(2 * expected)
 
 
 # -- replicate and downsample -------------------------------------------------------------------
@@ -249,14 +261,13 @@ def test_replication_repeats_singletons_and_drops_from_the_largest_class():
 
 
 def test_variants_are_the_paper_rows():
-    assert set(VARIANTS) == {"emo_only", "orth", "wo_supcon", "wo_lcl", "hcld", "icld_only"}
+    assert set(VARIANTS) == {"emo_only", "multitask", "orth", "wo_supcon", "wo_lcl", "hcld", "icld_only"}
+    assert variant_weights("multitask").as_tuple() == (1, 1, 0, 0, 0, 0)
     assert variant_weights("hcld").as_tuple() == (1, 1, 1, 1, 1, 0)
     assert variant_weights("emo_only").as_tuple() == (1, 0, 0, 0, 0, 0)
     assert variant_weights("wo_supcon").supcon == 0 and variant_weights("wo_supcon").lcl == 1
     assert variant_weights("wo_lcl").lcl == 0 and variant_weights("wo_lcl").supcon == 1
     assert variant_weights("orth").orth == 1 and variant_weights("orth").icld == 0
-    with pytest.raises(ValueError, match="unknown loss variant"):
-        variant_weights("nope")
 
 
 def _model_out(n=8, d=6, seed=0):
@@ -290,26 +301,8 @@ def test_loss_terms_use_the_configured_supcon_inputs():
     emo, spk = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
     config = TrialConfig(variant="wo_lcl", supcon_embedding="xs", supcon_labels="speaker", ensure_positives=False)
     terms = loss_terms(out, emo, spk, config, variant_weights("wo_lcl"))
-    direct = supcon_loss(out["xs"], spk, temperature=config.temperature, ensure_positives=False)
+    direct = supcon(out["xs"], spk, temperature=config.temperature, ensure_positives=False)
     assert float(terms["loss_supcon"].detach()) == pytest.approx(float(direct.detach()))
-    with pytest.raises(ValueError, match="supcon_embedding"):
-        supcon_inputs(out["xe"], out["xs"], emo, spk, embedding="xz", labels="emotion")
-
-
-def test_call_kernel_passes_impl_only_where_supported():
-    def old(x, *, temperature):
-        return ("old", temperature)
-
-    def new(x, *, temperature, impl="torch"):
-        return ("new", impl)
-
-    assert call_kernel(old, 1, temperature=0.5, impl="torch") == ("old", 0.5)
-    assert call_kernel(new, 1, temperature=0.5, impl="triton") == ("new", "triton")
-    assert kernel_supports(new, "triton") and not kernel_supports(old, "triton")
-    with pytest.raises(ValueError, match="no `impl` option"):
-        call_kernel(old, 1, temperature=0.5, impl="triton")
-    with pytest.raises(ValueError, match="loss_impl must be"):
-        call_kernel(new, 1, temperature=0.5, impl="cuda")
 
 
 def test_icld_positive_on_xs_uses_the_speaker_embedding_for_positive_pairs():
@@ -317,9 +310,50 @@ def test_icld_positive_on_xs_uses_the_speaker_embedding_for_positive_pairs():
     xe, xs = _batch(len(emo), seed=5)
     e, s = torch.tensor(emo), torch.tensor(spk)
     _check(
-        lambda a, b: icld_loss(a, b, e, s, positive="xs"),
+        lambda a, b: icld(a, b, e, s, positive="xs"),
         lambda a, b: naive_icld(b, b, emo, spk, 0.0, "text"),
         (xe, xs),
     )
-    with pytest.raises(ValueError, match="icld_positive"):
-        icld_loss(xe, xs, e, s, positive="xz")
+
+
+# -- reduction: the printed sums ------------------------------------------------------------------
+
+
+def test_printed_reduction_sums_what_the_paper_sums_and_keeps_icld_a_mean():
+    out = _model_out()
+    emo, spk = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    w = variant_weights("hcld")
+    mean = loss_terms(out, emo, spk, TrialConfig(reduction="mean"), w)
+    printed = loss_terms(out, emo, spk, TrialConfig(reduction="printed"), w)
+    n = len(emo)
+    # every label has two rows here, so SupCon's anchors are all 8 rows
+    assert anchors_with_positive(emo) == n
+    for name, factor in (("loss_emo_ce", n), ("loss_spk_ce", n), ("loss_supcon", n), ("loss_lcl", n),
+                         ("loss_icld", 1)):
+        assert float(printed[name].detach()) == pytest.approx(factor * float(mean[name].detach()), rel=1e-6), name
+
+
+def test_anchors_with_positive_counts_rows_that_share_their_label():
+    assert anchors_with_positive(torch.tensor([0, 0, 1, 2, 2, 2])) == 5
+    assert anchors_with_positive(torch.tensor([0, 1, 2])) == 0
+
+
+# -- settings a variant does not read -------------------------------------------------------------
+
+
+def test_unused_settings_follow_the_variant_terms():
+    assert {"temperature", "trunk", "icld_margin", "anchor_projection"} <= unused_settings(TrialConfig(variant="emo_only"))
+    multitask = unused_settings(TrialConfig(variant="multitask"))
+    assert "temperature" in multitask and "trunk" not in multitask and "reduction" not in multitask
+    assert "icld_margin" not in unused_settings(TrialConfig(variant="icld_only"))
+    hcld = unused_settings(TrialConfig(variant="hcld"))
+    assert not {"temperature", "trunk", "icld_margin", "anchor_projection"} & hcld
+    assert "speaker_backbone" in hcld  # shared trunk: one backbone
+    assert "speaker_backbone" not in unused_settings(TrialConfig(variant="hcld", trunk="separate"))
+
+
+def test_canonical_resets_only_unused_settings():
+    c = TrialConfig(variant="emo_only", temperature=0.5, trunk="separate", lr=1e-3)
+    assert canonical(c) == TrialConfig(variant="emo_only", lr=1e-3)
+    h = TrialConfig(variant="hcld", temperature=0.5, trunk="separate")
+    assert canonical(h) == h

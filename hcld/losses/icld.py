@@ -22,9 +22,6 @@ from __future__ import annotations
 import torch
 
 import kernels
-from hcld.losses import call_kernel
-
-ICLD_POSITIVE_EMBEDDINGS = ("xe", "xs")
 
 
 def icld_loss(
@@ -33,12 +30,10 @@ def icld_loss(
     emotion: torch.Tensor,
     speaker: torch.Tensor,
     *,
-    margin: float = 0.0,
-    negative: str = "text",
-    positive: str = "xe",
-    impl: str = "torch",
+    margin: float,
+    negative: str,
+    positive: str,
+    impl: str,
 ) -> torch.Tensor:
-    if positive not in ICLD_POSITIVE_EMBEDDINGS:
-        raise ValueError(f"icld_positive must be one of {ICLD_POSITIVE_EMBEDDINGS}, got {positive!r}")
     x_pos = xe if positive == "xe" else xs
-    return call_kernel(kernels.icld, x_pos, xs, emotion, speaker, margin=margin, negative=negative, impl=impl)
+    return kernels.icld(x_pos, xs, emotion, speaker, margin=margin, negative=negative, impl=impl)

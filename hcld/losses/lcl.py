@@ -15,10 +15,11 @@ from __future__ import annotations
 import torch
 
 import kernels
-from hcld.losses import call_kernel
 
 
 def lcl_loss(
-    anchors: torch.Tensor, xe: torch.Tensor, emotion: torch.Tensor, *, temperature: float = 0.07, impl: str = "torch"
+    anchors: torch.Tensor, xe: torch.Tensor, emotion: torch.Tensor, *, temperature: float, impl: str, reduction: str
 ) -> torch.Tensor:
-    return call_kernel(kernels.label_contrastive, anchors, xe, emotion, temperature=temperature, impl=impl)
+    """`reduction="mean"`: the mean over samples; "printed": the paper's sum over i in I."""
+    loss = kernels.label_contrastive(anchors, xe, emotion, temperature=temperature, impl=impl)
+    return loss * len(emotion) if reduction == "printed" else loss

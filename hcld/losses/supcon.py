@@ -16,35 +16,39 @@ from __future__ import annotations
 import torch
 
 import kernels
-from hcld.losses import call_kernel
 from hcld.losses.sampling import ensure_positive_index
-
-SUPCON_EMBEDDINGS = ("xe", "xs")
-SUPCON_LABELS = ("emotion", "speaker")
 
 
 def supcon_loss(
     x: torch.Tensor,
     labels: torch.Tensor,
     *,
-    temperature: float = 0.07,
-    ensure_positives: bool = True,
-    impl: str = "torch",
+    temperature: float,
+    ensure_positives: bool,
+    impl: str,
+    reduction: str,
 ) -> torch.Tensor:
+    """`reduction="mean"`: the mean over anchors with a positive; "printed": their sum (the
+    paper's -sum_{i in I}), i.e. the mean times the number of such anchors."""
     if ensure_positives:
         idx = ensure_positive_index(labels)
         x, labels = x[idx], labels[idx]
-    return call_kernel(kernels.supcon, x, labels, temperature=temperature, impl=impl)
+    loss = kernels.supcon(x, labels, temperature=temperature, impl=impl)
+    if reduction == "printed":
+        loss = loss * anchors_with_positive(labels)
+    return loss
+
+
+def anchors_with_positive(labels: torch.Tensor) -> int:
+    """How many rows share their label with at least one other row (SupCon's anchors I)."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    return int((counts[inverse] > 1).sum())
 
 
 def supcon_inputs(
     xe: torch.Tensor, xs: torch.Tensor | None, emotion: torch.Tensor, speaker: torch.Tensor, *, embedding: str, labels: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick (embedding, labels) for SupCon from the configuration names."""
-    if embedding not in SUPCON_EMBEDDINGS:
-        raise ValueError(f"supcon_embedding must be one of {SUPCON_EMBEDDINGS}, got {embedding!r}")
-    if labels not in SUPCON_LABELS:
-        raise ValueError(f"supcon_labels must be one of {SUPCON_LABELS}, got {labels!r}")
+    """Pick (embedding, labels) for SupCon from the configuration names (xe|xs, emotion|speaker)."""
     x = xe if embedding == "xe" else xs
     if x is None:
         raise ValueError("supcon_embedding='xs' needs the speaker branch")
