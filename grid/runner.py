@@ -14,7 +14,6 @@ import importlib
 import logging
 import math
 import os
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any, Callable, Protocol
 
 from grid.progress import Progress
 from grid.specs import TrialPoint
-from grid.store import METRICS, ResultStore, _now, code_version, trial_id
+from grid.store import METRICS, ResultStore, code_version, outcome_of, trial_id, trial_row
 from hcld.config import TrialConfig, TrialData, TrialResult
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
@@ -104,39 +103,7 @@ def resolve_trial_fn(ref: str | TrialFn) -> TrialFn:
     return getattr(importlib.import_module(module), name)
 
 
-# -- rows -----------------------------------------------------------------------------------------
-
-
-def make_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seconds: float,
-             outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """One store row. `outcome` holds metrics, reported_epoch, device, host, loss_impl (None when
-    the attempt failed, then `error` says why)."""
-    c = spec.config
-    row: dict[str, Any] = {
-        "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
-        "speaker_backbone": c.speaker_backbone or c.backbone, "variant": c.variant,
-        "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
-        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
-        "seed": c.seed, "loss_impl": c.loss_impl, "seconds": seconds,
-        "host": socket.gethostname(), "code_version": spec.code_version,
-        "finished_at": _now(), "attempts": attempt, "config_json": c.to_json(),
-        "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
-    }
-    if outcome is None:
-        row.update(status="failed", error=error or "unknown error")
-    else:
-        row.update(status="done", error=None,
-                   **{k: outcome.get(k) for k in (*METRICS, "reported_epoch", "device", "host",
-                                                  "loss_impl")})
-    return row
-
-
-def outcome_of(result: TrialResult) -> dict[str, Any]:
-    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
-    stay in the artifacts folder)."""
-    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
-            "reported_epoch": int(result.reported_epoch), "device": result.device,
-            "loss_impl": result.loss_impl, "host": socket.gethostname()}
+# -- errors ---------------------------------------------------------------------------------------
 
 
 def describe_error(exc: BaseException) -> str:
@@ -166,7 +133,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
             try:
                 result = fn(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts)
             except Exception as exc:  # a failing trial is recorded; the grid goes on
-                row = make_row(spec, experiment, attempt=attempt,
+                row = trial_row(spec, experiment, attempt=attempt,
                                seconds=time.perf_counter() - start, error=describe_error(exc))
                 store.append([row])
                 will_retry = attempt <= max_failures
@@ -174,7 +141,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
                 if will_retry:
                     continue
                 break
-            row = make_row(spec, experiment, attempt=attempt,
+            row = trial_row(spec, experiment, attempt=attempt,
                            seconds=time.perf_counter() - start, outcome=outcome_of(result))
             store.append([row])
             progress.finish(spec.trial_id, spec.label, row)
@@ -269,7 +236,7 @@ def _store_callback_class():
             spec = self.by_id[trial.config["trial_id"]]
             self.failures[spec.trial_id] = self.failures.get(spec.trial_id, 0) + 1
             now = time.perf_counter()
-            row = make_row(spec, self.experiment,
+            row = trial_row(spec, self.experiment,
                            attempt=spec.attempts_before + self.failures[spec.trial_id],
                            seconds=now - self.started.get(spec.trial_id, now),
                            error=_error_of(trial))
@@ -287,10 +254,10 @@ def _store_callback_class():
             last = trial.last_result or {}
             attempt = spec.attempts_before + self.failures.get(spec.trial_id, 0) + 1
             if last.get(FINAL_KEY):
-                row = make_row(spec, self.experiment, attempt=attempt,
+                row = trial_row(spec, self.experiment, attempt=attempt,
                                seconds=last["trial_seconds"], outcome=last)
             else:
-                row = make_row(spec, self.experiment, attempt=attempt, seconds=0.0,
+                row = trial_row(spec, self.experiment, attempt=attempt, seconds=0.0,
                                error="trial ended without reporting its outcome")
             self._record(spec, row)
 

@@ -1,4 +1,5 @@
-"""The result store: results/<grid>/trials.parquet, trial ids, the run lock, resume and dedupe.
+"""The result store: results/<grid>/trials.parquet, its row (schema and construction), trial ids,
+the run lock, resume and dedupe.
 
 One row per trial *attempt outcome* (done or failed). A row is written the moment its trial ends,
 by replacing the whole file atomically (write a sibling file, fsync, os.replace), so a reader or a
@@ -24,19 +25,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import hcld
-from hcld.config import TrialConfig
+from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
+from hcld.losses.variants import uses_speaker_branch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("hcld", "kernels")  # code that decides a trial's numbers; grid/ only schedules
 
 METRICS = ("emo_wa", "emo_ua", "spk_wa", "spk_ua", "probe_spk_from_xe", "probe_emo_from_xs")
 
+# One row per trial attempt. Every column but the config's is written by `trial_row` below; the
+# report reads this schema (older tables lacking a column get it as nulls).
 SCHEMA = pa.schema(
     [
         ("trial_id", pa.string()),
         ("grid", pa.string()),
         ("backbone", pa.string()),
+        ("trunk", pa.string()),  # shared | separate | "-" (no speaker branch)
         ("speaker_backbone", pa.string()),
         ("variant", pa.string()),
         ("fold_scheme", pa.string()),
@@ -45,7 +50,8 @@ SCHEMA = pa.schema(
         ("corpus", pa.string()),
         ("epochs", pa.int64()),
         ("seed", pa.int64()),
-        ("loss_impl", pa.string()),
+        ("loss_impl_requested", pa.string()),  # TrialConfig.loss_impl: torch | triton
+        ("loss_impl", pa.string()),  # what ran (torch | triton | triton-interpreter); null if failed
         ("status", pa.string()),
         ("error", pa.string()),
         *[(m, pa.float64()) for m in METRICS],
@@ -56,7 +62,7 @@ SCHEMA = pa.schema(
         ("code_version", pa.string()),
         ("finished_at", pa.string()),
         ("attempts", pa.int64()),
-        ("config_json", pa.string()),
+        ("config_json", pa.string()),  # the whole TrialConfig: swept settings are read from here
         ("data_key", pa.string()),
         ("artifacts", pa.string()),
     ]
@@ -90,6 +96,43 @@ def trial_id(config: TrialConfig, fold: int, data_key: str, version: str | None 
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# -- the row --------------------------------------------------------------------------------------
+
+
+def trial_row(spec: Any, experiment: Any, *, attempt: int, seconds: float,
+              outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    """One store row for an attempt of `spec` (a grid.runner.TrialSpec) on `experiment`.
+    `outcome` is `outcome_of(result)` when the attempt finished; else `error` says why not."""
+    c: TrialConfig = spec.config
+    row: dict[str, Any] = {
+        "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
+        "trunk": c.trunk if uses_speaker_branch(c) else "-",
+        "speaker_backbone": (c.speaker_backbone or c.backbone) if uses_speaker_branch(c) else None,
+        "variant": c.variant, "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
+        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
+        "seed": c.seed, "loss_impl_requested": c.loss_impl, "seconds": seconds,
+        "host": socket.gethostname(), "code_version": spec.code_version,
+        "finished_at": _now(), "attempts": attempt, "config_json": c.to_json(),
+        "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
+    }
+    if outcome is None:
+        row.update(status="failed", error=error or "unknown error")
+    else:
+        row.update(status="done", error=None, **{k: outcome.get(k) for k in OUTCOME_COLUMNS})
+    return row
+
+
+OUTCOME_COLUMNS = (*METRICS, "reported_epoch", "device", "host", "loss_impl")
+
+
+def outcome_of(result: TrialResult) -> dict[str, Any]:
+    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
+    stay in the artifacts folder); what a Ray worker reports back to the driver."""
+    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
+            "reported_epoch": int(result.reported_epoch), "device": result.device,
+            "loss_impl": result.loss_impl, "host": socket.gethostname()}
 
 
 # -- the lock -------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_grid_fold_outside_the_scheme_is_an_error():
 
 
 def test_unknown_grid_names_the_known_ones():
-    with pytest.raises(HcldError, match="full, quick, demo, smoke"):
+    with pytest.raises(HcldError, match="full, quick, demo, smoke, readings"):
         specs.get_grid("nope")
 
 
@@ -67,11 +67,14 @@ def test_parse_settings_coerces_to_field_types():
                    "threads": 4, "icld_negative": "printed"}
     assert isinstance(out["epochs"], int) and isinstance(out["lr"], float)
     assert specs.parse_settings(["roberta_path=None"]) == {"roberta_path": None}
-    TrialConfig().replace(**out)  # the result is a valid config
+    TrialConfig(trunk="separate").replace(**out)  # the result is a valid config
 
 
 @pytest.mark.parametrize("item, message", [
     ("nosuchfield=1", "not a trial setting; known: backbone"),
+    ("variant=nosuch", "expected emo_only | multitask"),
+    ("temperature=0", "must be > 0"),
+    ("batch_size=0", "must be >= 2"),
     ("epochs=ten", "expected int"),
     ("ensure_positives=maybe", "expected bool"),
     ("epochs", "expected key=value"),
@@ -79,3 +82,54 @@ def test_parse_settings_coerces_to_field_types():
 def test_parse_settings_rejects_bad_items_clearly(item, message):
     with pytest.raises(HcldError, match=message):
         specs.parse_settings([item])
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+
+
+def test_sweep_is_the_product_with_the_grid_cells_without_repeating_unused_settings():
+    spec = specs.GridSpec("t", "test", backbones=("cnn",), variants=("emo_only", "multitask", "hcld"))
+    points = specs.resolve(spec, n_folds=2, sweeps={"temperature": (0.1, 0.2, 0.5), "trunk": ("shared", "separate")})
+    by_variant = {v: [p for p in points if p.config.variant == v] for v in ("emo_only", "multitask", "hcld")}
+    # emo_only reads neither key, multitask reads the trunk only, hcld both
+    assert len(by_variant["emo_only"]) == 2
+    assert len(by_variant["multitask"]) == 2 * 2
+    assert len(by_variant["hcld"]) == 3 * 2 * 2
+    assert len({(p.config, p.fold) for p in points}) == len(points)
+    counts = specs.points_per_setting(points, {"temperature": (0.1, 0.2, 0.5), "trunk": ("shared", "separate")})
+    assert [n for _, n in counts] == [2 + 2 + 2] * 6  # each setting: 1 emo_only, 1 multitask, 1 hcld x 2 folds
+
+
+def test_adding_a_sweep_value_keeps_the_ids_of_the_trials_already_planned():
+    from grid.store import trial_id
+
+    spec = specs.get_grid("readings")
+    ids = lambda pts: {trial_id(p.config, p.fold, "data", "v") for p in pts}  # noqa: E731
+    before = ids(specs.resolve(spec, n_folds=5))
+    after = ids(specs.resolve(spec, n_folds=5, sweeps={"temperature": (0.07, 0.2, 0.5, 1.0)}))
+    assert before < after
+    assert len(after - before) == 3 * 2 * 5  # only hcld reads the temperature: 3 backbones x 2 trunks x 5 folds
+
+
+def test_readings_grid_sweeps_trunk_and_temperature_over_the_controls():
+    spec = specs.get_grid("readings")
+    assert spec.sweeps == {"trunk": ("shared", "separate"), "temperature": (0.07, 0.2, 0.5)}
+    assert set(spec.variants) == {"emo_only", "multitask", "orth", "hcld"}
+    points = specs.resolve(spec, n_folds=5)
+    # emo_only 3x5, multitask and orth 3x2x5 each, hcld 3x2x3x5
+    assert len(points) == 15 + 30 + 30 + 90
+
+
+def test_parse_sweeps_types_values_and_rejects_bad_ones():
+    assert specs.parse_sweeps(["temperature=0.1, 0.2", "trunk=shared,separate", "ensure_positives=on,off"]) == {
+        "temperature": (0.1, 0.2), "trunk": ("shared", "separate"), "ensure_positives": (True, False)}
+    for item, message in (("temperature=0.1,0", "must be > 0"), ("trunk=both", "expected shared | separate"),
+                          ("nope=1", "not a trial setting"), ("variant=hcld", "use --variants"),
+                          ("lr=", "at least one value"), ("lr", "expected key=value")):
+        with pytest.raises(HcldError, match=message):
+            specs.parse_sweeps([item])
+
+
+def test_a_swept_combination_that_breaks_a_cross_field_rule_is_one_clear_error():
+    with pytest.raises(HcldError, match="speaker_backbone.*needs trunk=separate"):
+        specs.resolve(specs.get_grid("smoke"), n_folds=5, sweeps={"speaker_backbone": ("lstm",)})

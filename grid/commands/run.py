@@ -1,11 +1,17 @@
-"""`hcld-grid run GRID`: run a named grid (full | quick | demo | smoke) with Ray Tune or in-process,
-resumable: finished trials are skipped, failed ones retried up to --max-failures."""
+"""`hcld-grid run GRID`: run a named grid with Ray Tune or in-process, resumable: finished trials
+are skipped, failed ones retried up to --max-failures.
+
+Every setting (`--set`, `--sweep`, names of backbones and variants) is checked, and the grid's
+trials are planned, before any data is prepared: a typo costs one line, not a feature extraction."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +19,8 @@ from grid import specs as grid_specs
 from grid.progress import Progress
 from grid.runner import TRIAL_FN_ENV, make_specs
 from grid.store import ResultStore, RunLock, code_version
-from hcld.config import TrialConfig
+from hcld.config import TrialConfig, Variant, choices
+from hcld.data.folds import FOLD_SCHEMES, N_FOLDS
 from hcld.errors import HcldError
 
 
@@ -29,18 +36,10 @@ def _check_names(kind: str, names: tuple[str, ...] | None, known: tuple[str, ...
         raise HcldError(f"unknown {kind} {bad}; known: {', '.join(known)}")
 
 
-def _known_variants() -> tuple[str, ...]:
-    try:
-        from hcld.losses.variants import VARIANTS
-    except ImportError:  # the losses package is optional for a dry look at the grid
-        return (*grid_specs.ABLATION_VARIANTS, "icld_only")
-    return tuple(VARIANTS)
-
-
 @click.command(context_settings={"max_content_width": 100})
 @click.argument("grid", type=click.Choice(list(grid_specs.GRIDS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides the grid).")
-@click.option("--folds", "fold_scheme", type=click.Choice(["random5", "loso"]),
+@click.option("--folds", "fold_scheme", type=click.Choice(FOLD_SCHEMES),
               help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
                    "(leave one session out).")
 @click.option("--features", type=click.Choice(["hubert", "fbank"]),
@@ -48,10 +47,14 @@ def _known_variants() -> tuple[str, ...]:
 @click.option("--backbones", callback=_csv, metavar="LIST",
               help="Comma-separated subset of cnn,lstm,transformer.")
 @click.option("--variants", callback=_csv, metavar="LIST",
-              help="Comma-separated loss variants (emo_only,orth,wo_supcon,wo_lcl,hcld,icld_only).")
+              help=f"Comma-separated loss variants ({','.join(choices(Variant))}).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "
                    "--set loss_impl=triton. Repeatable.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
+              help="Try a trial setting at several values: the grid runs every combination of the "
+                   "swept values with its backbones x variants x folds (repeatable; typed like --set). "
+                   "A trial that does not read a swept setting runs once and serves every value.")
 @click.option("--iemocap", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="IEMOCAP release root (IEMOCAP_full_release). Without it the built-in "
                    "synthetic corpus is used.")
@@ -83,99 +86,140 @@ def _known_variants() -> tuple[str, ...]:
               help="Ray: show Ray's own output and tables; local: one line per epoch.")
 @click.option("--dry-run", is_flag=True,
               help="List the trials, which are already done, and the resources; run nothing.")
-def run(grid, epochs, fold_scheme, features, backbones, variants, settings, iemocap,
-        hubert_checkpoint, roberta, data_dir, results_dir, executor, gpus_per_trial,
-        cpus_per_trial, address, no_dashboard, max_failures, verbose, dry_run) -> None:
-    """Run the ablation GRID (full | quick | demo | smoke): backbones x loss variants x folds.
+def run(**options) -> None:
+    """Run the ablation GRID: backbones x loss variants x folds (x swept settings).
 
     Results are appended to RESULTS_DIR/GRID/trials.parquet as each trial ends. Re-running the
     same command skips finished trials, so an interrupted grid is resumed by running it again.
     """
     try:
-        _run(**locals())
+        _run(RunOptions(**options))
     except HcldError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 
-def _run(*, grid, epochs, fold_scheme, features, backbones, variants, settings, iemocap,
-         hubert_checkpoint, roberta, data_dir, results_dir, executor, gpus_per_trial,
-         cpus_per_trial, address, no_dashboard, max_failures, verbose, dry_run) -> None:
-    spec = grid_specs.get_grid(grid)
-    _check_names("backbone(s)", backbones, grid_specs.BACKBONES)
-    _check_names("variant(s)", variants, _known_variants())
-    overrides = grid_specs.parse_settings(settings)
-    if epochs is not None:
-        overrides["epochs"] = epochs
+@dataclass(frozen=True)
+class RunOptions:
+    """The command line of `hcld-grid run`, as click parsed it."""
+
+    grid: str
+    epochs: int | None
+    fold_scheme: str | None
+    features: str | None
+    backbones: tuple[str, ...] | None
+    variants: tuple[str, ...] | None
+    settings: tuple[str, ...]
+    sweeps: tuple[str, ...]
+    iemocap: Path | None
+    hubert_checkpoint: Path | None
+    roberta: Path | None
+    data_dir: Path
+    results_dir: Path
+    executor: str
+    gpus_per_trial: float | None
+    cpus_per_trial: float
+    address: str | None
+    no_dashboard: bool
+    max_failures: int
+    verbose: bool
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """What a run will do, known before any data work: the grid, its checked trial points."""
+
+    spec: grid_specs.GridSpec
+    fold_scheme: str
+    features: str
+    sweeps: dict[str, tuple[Any, ...]]
+    points: list[grid_specs.TrialPoint]
+
+
+def plan_grid(o: RunOptions) -> GridPlan:
+    """Check every setting and expand the grid; raises HcldError on the first bad one."""
+    spec = grid_specs.get_grid(o.grid)
+    _check_names("backbone(s)", o.backbones, grid_specs.BACKBONES)
+    _check_names("variant(s)", o.variants, choices(Variant))
+    overrides = grid_specs.parse_settings(o.settings)
+    sweeps = {**spec.sweeps, **grid_specs.parse_sweeps(o.sweeps)}
+    if o.epochs is not None:
+        overrides["epochs"] = o.epochs
         # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.
         warmup = spec.settings.get("warmup_epochs", TrialConfig.warmup_epochs)
-        if "warmup_epochs" not in overrides and warmup >= epochs:
-            overrides["warmup_epochs"] = epochs // 5
-    if roberta is not None:
-        overrides["roberta_path"] = str(roberta.absolute())
-    features = features or ("hubert" if iemocap else "fbank")
-    if features == "hubert" and hubert_checkpoint is None:
+        if "warmup_epochs" not in overrides and warmup >= o.epochs:
+            overrides["warmup_epochs"] = o.epochs // 5
+    if o.roberta is not None:
+        overrides["roberta_path"] = str(o.roberta.absolute())
+    features = o.features or ("hubert" if o.iemocap else "fbank")
+    if features == "hubert" and o.hubert_checkpoint is None:
         raise HcldError("--features hubert needs --hubert-checkpoint PATH (a local HuBERT-Base; "
                         "nothing is downloaded)")
-    if iemocap is None:
-        click.echo(f"data: no --iemocap given, so the built-in SYNTHETIC corpus "
-                   f"({spec.synth_utterances} utterances) with {features} features is used; "
-                   f"numbers will not be comparable to the paper.")
-    else:
-        click.echo(f"data: IEMOCAP at {iemocap}, {features} features")
+    scheme = o.fold_scheme or spec.fold_scheme
+    points = grid_specs.resolve(spec, n_folds=N_FOLDS[scheme], backbones=o.backbones,
+                                variants=o.variants, settings=overrides, sweeps=sweeps)
+    return GridPlan(spec, scheme, features, sweeps, points)
 
-    store = ResultStore(results_dir / grid, grid)
-    if dry_run:
-        _dry_run(store, _prepare(spec, data_dir, iemocap, features, hubert_checkpoint,
-                                 fold_scheme), spec, backbones, variants, overrides,
-                 max_failures, executor, cpus_per_trial, gpus_per_trial)
+
+def _run(o: RunOptions) -> None:
+    plan = plan_grid(o)
+    if o.iemocap is None:
+        click.echo(f"data: no --iemocap given, so the built-in SYNTHETIC corpus "
+                   f"({plan.spec.synth_utterances} utterances) with {plan.features} features is "
+                   f"used; numbers will not be comparable to the paper.")
+    else:
+        click.echo(f"data: IEMOCAP at {o.iemocap}, {plan.features} features")
+    if plan.sweeps:
+        click.echo("sweeps: " + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in plan.sweeps.items()))
+    store = ResultStore(o.results_dir / o.grid, o.grid)
+    if o.dry_run:
+        _dry_run(o, plan, store, _prepare(o, plan))
         return
     # Lock before preparing data: a refused second run should not first extract features.
     with RunLock(store.folder):
-        experiment = _prepare(spec, data_dir, iemocap, features, hubert_checkpoint, fold_scheme)
-        _run_locked(grid, spec, experiment, store, backbones, variants, overrides, executor,
-                    gpus_per_trial, cpus_per_trial, address, no_dashboard, max_failures,
-                    verbose)
+        _run_locked(o, plan, store, _prepare(o, plan))
 
 
-def _prepare(spec, data_dir, iemocap, features, hubert_checkpoint, fold_scheme):
+def _prepare(o: RunOptions, plan: GridPlan):
     from hcld.pipeline import prepare_experiment
 
-    return prepare_experiment(
-        data_dir=data_dir.absolute(), iemocap=iemocap, features=features,
-        hubert_checkpoint=hubert_checkpoint, fold_scheme=fold_scheme or spec.fold_scheme,
-        synth_utterances=spec.synth_utterances, progress=True)
+    experiment = prepare_experiment(
+        data_dir=o.data_dir.absolute(), iemocap=o.iemocap, features=plan.features,
+        hubert_checkpoint=o.hubert_checkpoint, fold_scheme=plan.fold_scheme,
+        synth_utterances=plan.spec.synth_utterances, progress=True)
+    if experiment.n_folds != N_FOLDS[plan.fold_scheme]:
+        raise HcldError(f"{experiment.description}: {experiment.n_folds} folds on disk, "
+                        f"{plan.fold_scheme} has {N_FOLDS[plan.fold_scheme]}")
+    return experiment
 
 
-def _run_locked(grid, spec, experiment, store, backbones, variants, overrides, executor,
-                gpus_per_trial, cpus_per_trial, address, no_dashboard, max_failures,
-                verbose) -> None:
-    points = grid_specs.resolve(spec, n_folds=experiment.n_folds, backbones=backbones,
-                                variants=variants, settings=overrides)
+def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
+    grid, max_failures = o.grid, o.max_failures
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    trial_specs = make_specs(points, experiment, store)
-    plan = store.plan([s.trial_id for s in trial_specs], max_failures)
-    pending = [s for s in trial_specs if s.trial_id in set(plan.pending)]
-    pending = [_with_attempts(s, plan.attempts[s.trial_id]) for s in pending]
-    gave_up = (f", {len(plan.gave_up)} given up (failed {max_failures + 1}x; raise "
-               f"--max-failures to retry them)" if plan.gave_up else "")
-    click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(plan.done)} already done"
+    trial_specs = make_specs(plan.points, experiment, store)
+    state = store.plan([s.trial_id for s in trial_specs], max_failures)
+    pending = [s for s in trial_specs if s.trial_id in set(state.pending)]
+    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id]) for s in pending]
+    gave_up = (f", {len(state.gave_up)} given up (failed {max_failures + 1}x; raise "
+               f"--max-failures to retry them)" if state.gave_up else "")
+    click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(state.done)} already done"
                f"{gave_up}, {len(pending)} to run -> {store.path}")
     if not pending:
         click.echo("nothing to run: every trial of this grid is done or given up.")
         return
     progress = Progress(len(pending))
     try:
-        if executor == "local":
+        if o.executor == "local":
             from grid.runner import run_local
 
             run_local(pending, experiment, store, progress, trial_fn=trial_fn,
-                      max_failures=max_failures, epoch_lines=verbose)
+                      max_failures=max_failures, epoch_lines=o.verbose)
         else:
             _run_with_ray(pending, experiment, store, progress, trial_fn=trial_fn,
-                          max_failures=max_failures, cpus_per_trial=cpus_per_trial,
-                          gpus_per_trial=gpus_per_trial, address=address,
-                          dashboard=not no_dashboard, verbose=verbose)
+                          max_failures=max_failures, cpus_per_trial=o.cpus_per_trial,
+                          gpus_per_trial=o.gpus_per_trial, address=o.address,
+                          dashboard=not o.no_dashboard, verbose=o.verbose)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
                    f"{store.path}; run the same command again to resume.")
@@ -194,12 +238,6 @@ def _run_locked(grid, spec, experiment, store, backbones, variants, overrides, e
                    f"resume.")
     if failed or unfinished:
         sys.exit(1)
-
-
-def _with_attempts(spec, attempts: int):
-    import dataclasses
-
-    return dataclasses.replace(spec, attempts_before=attempts)
 
 
 def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failures,
@@ -223,28 +261,38 @@ def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failure
         ray.shutdown()
 
 
-def _dry_run(store, experiment, spec, backbones, variants, overrides, max_failures, executor,
-             cpus_per_trial, gpus_per_trial) -> None:
-    points = grid_specs.resolve(spec, n_folds=experiment.n_folds, backbones=backbones,
-                                variants=variants, settings=overrides)
+def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    specs = make_specs(points, experiment, store)
-    plan = store.plan([s.trial_id for s in specs], max_failures)
-    state = {**{t: "done" for t in plan.done}, **{t: "gave up" for t in plan.gave_up},
-             **{t: "pending" for t in plan.pending}}
+    specs = make_specs(plan.points, experiment, store)
+    state = store.plan([s.trial_id for s in specs], o.max_failures)
+    status = {**{t: "done" for t in state.done}, **{t: "gave up" for t in state.gave_up},
+              **{t: "pending" for t in state.pending}}
     click.echo(f"code version {code_version()}, data key {experiment.data_key}, "
                f"{experiment.description}")
-    click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state")
+    click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state  setting")
     for s in specs:
-        click.echo(f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  "
-                   f"{plan.attempts[s.trial_id]:>8}  {state[s.trial_id]}")
-    click.echo(f"{len(specs)} trials: {len(plan.done)} done, {len(plan.gave_up)} given up, "
-               f"{len(plan.pending)} would run -> {store.path}")
-    if executor == "local":
+        line = (f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
+                f"{status[s.trial_id]:<8}{_swept_values(s.config, plan.sweeps)}")
+        click.echo(line.rstrip())
+    if plan.sweeps:
+        click.echo("trials per setting (a trial that does not read a swept key serves every value):")
+        for combo, n in grid_specs.points_per_setting(plan.points, plan.sweeps):
+            click.echo(f"  {' '.join(f'{k}={v}' for k, v in combo.items())}: {n}")
+    click.echo(f"{len(specs)} trials: {len(state.done)} done, {len(state.gave_up)} given up, "
+               f"{len(state.pending)} would run -> {store.path}")
+    if o.executor == "local":
         click.echo("resources: local executor, one trial at a time in this process")
     else:
-        gpus = "1 if Ray sees a GPU, else 0" if gpus_per_trial is None else f"{gpus_per_trial:g}"
-        click.echo(f"resources: Ray executor, {cpus_per_trial:g} CPU and {gpus} GPU per trial; "
-                   f"concurrency = cluster CPUs / {cpus_per_trial:g}")
+        gpus = "1 if Ray sees a GPU, else 0" if o.gpus_per_trial is None else f"{o.gpus_per_trial:g}"
+        click.echo(f"resources: Ray executor, {o.cpus_per_trial:g} CPU and {gpus} GPU per trial; "
+                   f"concurrency = cluster CPUs / {o.cpus_per_trial:g}")
     if trial_fn != "hcld":
         click.echo(f"trial function: {trial_fn} (from ${TRIAL_FN_ENV})")
+
+
+def _swept_values(config: TrialConfig, sweeps: dict[str, tuple[Any, ...]]) -> str:
+    """'trunk=shared temperature=*' ('*': the trial does not read it and serves every value)."""
+    from hcld.losses.variants import unused_settings
+
+    unused = unused_settings(config)
+    return " ".join(f"{k}={'*' if k in unused else getattr(config, k)}" for k in sweeps)
