@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,29 @@ LOSS_TERMS: tuple[str, ...] = (
 )
 COMPARED: tuple[str, ...] = ("emo_only", "hcld")  # the decoupling made visible: without vs with HCLD
 MAX_POINTS = 1500  # per projection panel; enough to see clusters, cheap to draw
+# What each kind of figure shows; grid.report.SECTIONS places kinds beside the tables they explain.
+CAPTIONS: dict[str, str] = {
+    "confusion": "Emotion confusion matrices, EMO-only vs HCLD (row-normalised recall; counts in brackets; "
+                 "folds summed)",
+    "curves": "Training loss terms per variant, mean over folds",
+    "projection": "PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, EMO-only vs HCLD",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure the report asked for: drawn (`file` is its name in the report folder) or not
+    (`file` is None and `note` says why)."""
+
+    kind: str  # a key of CAPTIONS, or "all" when a setting had nothing to draw
+    backbone: str
+    setting: str
+    file: str | None
+    note: str
+
+    @property
+    def caption(self) -> str:
+        return f"{CAPTIONS.get(self.kind, self.kind)}: {BACKBONE_LABELS.get(self.backbone, self.backbone)}"
 
 
 def _pyplot():
@@ -238,33 +262,34 @@ def projection_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def make_figures(trials: pl.DataFrame, grid_dir: Path, out_dir: Path) -> list[str]:
-    """Draw every figure the artifacts allow; returns one note per figure (written or why skipped).
+def make_figures(trials: pl.DataFrame, grid_dir: Path, out_dir: Path, settings: list[str]) -> list[Figure]:
+    """Draw every figure the artifacts allow, per setting in the report's order; one record per
+    figure (written, or why it was skipped).
 
-    `trials` is `Report.trials` (one outcome per trial_id, with `row_backbone` and `setting`)."""
+    `trials` is `Report.trials` (one outcome per trial and setting, with `row_backbone` and `setting`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = sorted(set(trials["setting"].to_list()))
-    notes = []
+    figures = []
     for index, setting in enumerate(settings):
         in_setting = trials.filter(pl.col("setting") == setting)
         suffix = "" if len(settings) == 1 else f"_setting{index + 1}"
-        if suffix:
-            notes.append(f"setting{index + 1} = {setting}")
         arts = _Artifacts(in_setting, Path(grid_dir))
         variants = [v for v in VARIANT_LABELS if v in set(in_setting["variant"].to_list())]
         variants += sorted(set(in_setting["variant"].to_list()) - set(variants))
         backbones = _backbones(in_setting)
         if not backbones:
-            notes.append(f"skipped all figures{suffix and ' for ' + setting}: no finished trials")
+            figures.append(Figure("all", "", setting, None, "skipped all figures: no finished trials"))
         for backbone in backbones:
-            jobs = [
-                (f"confusion_{backbone}{suffix}.png", lambda p: confusion_figure(arts, backbone, p)),
-                (f"curves_{backbone}{suffix}.png", lambda p: curves_figure(arts, backbone, variants, p)),
-                (f"projection_{backbone}{suffix}.png", lambda p: projection_figure(arts, backbone, p)),
-            ]
-            for name, draw in jobs:
+            draws = {
+                "confusion": lambda p: confusion_figure(arts, backbone, p),
+                "curves": lambda p: curves_figure(arts, backbone, variants, p),
+                "projection": lambda p: projection_figure(arts, backbone, p),
+            }
+            for kind, draw in draws.items():
+                path = out_dir / f"{kind}_{backbone}{suffix}.png"
                 try:
-                    notes.append(draw(out_dir / name))
+                    note = draw(path)
                 except Exception as exc:  # a figure must never stop the report; say what went wrong
-                    notes.append(f"skipped {name}: {type(exc).__name__}: {exc}")
-    return notes
+                    note = f"skipped {path.name}: {type(exc).__name__}: {exc}"
+                written = note.startswith("wrote ") and path.is_file()
+                figures.append(Figure(kind, backbone, setting, path.name if written else None, note))
+    return figures

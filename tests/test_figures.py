@@ -52,7 +52,8 @@ def _artifacts(grid_dir, variant, backbone, fold, *, n=60, embeddings=True):
                  xs=rng.normal(size=(n, width_xs)).astype(np.float16), emotion=emotion, speaker=speaker)
 
 
-def _grid(tmp_path):
+def grid_with_artifacts(tmp_path):
+    """A grid folder: CNN fully drawable, LSTM without embeddings, transformer without artifacts."""
     grid_dir = tmp_path / "g"
     grid_dir.mkdir()
     rows = []
@@ -71,10 +72,11 @@ def _grid(tmp_path):
 
 
 def test_figures_written_and_missing_inputs_skipped(tmp_path):
-    grid_dir = _grid(tmp_path)
+    grid_dir = grid_with_artifacts(tmp_path)
     rep = R.build_report(tmp_path, "g")
     out = grid_dir / "report"
-    notes = make_figures(rep.trials, grid_dir, out)
+    figures = make_figures(rep.trials, grid_dir, out, rep.settings)
+    notes = [f.note for f in figures]
     for name in ("confusion_cnn.png", "curves_cnn.png", "projection_cnn.png", "confusion_lstm.png",
                  "curves_lstm.png"):
         data = (out / name).read_bytes()
@@ -88,14 +90,18 @@ def test_figures_written_and_missing_inputs_skipped(tmp_path):
     for kind in ("confusion", "curves", "projection"):
         assert any(n.startswith(f"skipped {kind}_transformer.png") for n in notes), notes
         assert not (out / f"{kind}_transformer.png").exists()
+    # Each record names its file only when the file was drawn.
+    assert {(f.kind, f.backbone) for f in figures if f.file} == {
+        ("confusion", "cnn"), ("curves", "cnn"), ("projection", "cnn"), ("confusion", "lstm"), ("curves", "lstm")}
+    assert all((out / f.file).is_file() for f in figures if f.file)
 
 
 def test_unreadable_artifacts_are_skipped_not_fatal(tmp_path):
-    grid_dir = _grid(tmp_path)
+    grid_dir = grid_with_artifacts(tmp_path)
     (grid_dir / "trials" / "hcld-cnn-0" / "embeddings.npz").write_bytes(b"not a zip")
     (grid_dir / "trials" / "hcld-lstm-0" / "result.json").write_text("{broken")
     rep = R.build_report(tmp_path, "g")
-    notes = make_figures(rep.trials, grid_dir, grid_dir / "report")
+    notes = [f.note for f in make_figures(rep.trials, grid_dir, grid_dir / "report", rep.settings)]
     # HCLD/CNN falls back to fold 1's embeddings; HCLD/LSTM's broken JSON skips its figures.
     assert "wrote projection_cnn.png" in notes
     assert any(n.startswith("skipped confusion_lstm.png") for n in notes)
@@ -103,7 +109,7 @@ def test_unreadable_artifacts_are_skipped_not_fatal(tmp_path):
 
 
 def test_cli_writes_figures_and_lists_them(tmp_path):
-    grid_dir = _grid(tmp_path)
+    grid_dir = grid_with_artifacts(tmp_path)
     result = CliRunner().invoke(report_cmd, ["g", "--results-dir", str(tmp_path), "--format", "html"])
     assert result.exit_code == 0, result.output
     assert "## Figures" in result.output and "- wrote projection_cnn.png" in result.output

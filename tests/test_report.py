@@ -15,7 +15,10 @@ from click.testing import CliRunner
 from scipy import stats as sps
 
 from grid import report as R
+from grid import store
 from grid.commands.report import report as report_cmd
+from grid.render import render_markdown, write_report
+from grid.report_cells import MISSING, UNDEFINED
 from hcld.config import TrialConfig
 from hcld.errors import DataError
 
@@ -24,16 +27,19 @@ NAN = float("nan")
 
 def trial(variant, backbone, fold, *, status="done", emo_wa=None, emo_ua=None, spk_wa=None, spk_ua=None,
           probe_xe=None, probe_xs=None, finished="2026-01-01T00:00:00", trial_id=None, **setting):
-    """One attempt row with the store's full schema (metrics null on a failure, as the store writes)."""
+    """One attempt row with the store's full schema (metrics null on a failure, as the store writes);
+    columns the store adds later are null here."""
     s = {"corpus": "iemocap", "features": "hubert", "fold_scheme": "random5", "epochs": 100, "seed": 0,
          "loss_impl": "torch", **setting}
     config = TrialConfig(backbone=backbone, variant=variant, epochs=s["epochs"], seed=s["seed"],
                          loss_impl=s["loss_impl"])
     tid = trial_id or f"{variant}-{backbone}-{fold}-{s['features']}"
     return {
+        **dict.fromkeys(store.SCHEMA.names),
         "trial_id": tid, "grid": "g", "backbone": backbone, "speaker_backbone": None, "variant": variant,
         "fold_scheme": s["fold_scheme"], "fold": fold, "features": s["features"], "corpus": s["corpus"],
-        "epochs": s["epochs"], "seed": s["seed"], "loss_impl": s["loss_impl"], "status": status,
+        "epochs": s["epochs"], "seed": s["seed"], "loss_impl_requested": s["loss_impl"],
+        "loss_impl": s["loss_impl"] if status == "done" else None, "status": status,
         "error": "TrialFailed: nan loss at epoch 3, batch 7" if status == "failed" else None,
         "emo_wa": emo_wa, "emo_ua": emo_ua, "spk_wa": spk_wa, "spk_ua": spk_ua,
         "probe_spk_from_xe": probe_xe, "probe_emo_from_xs": probe_xs, "reported_epoch": 100, "seconds": 12.5,
@@ -119,7 +125,7 @@ def rep(tmp_path):
 
 @pytest.fixture()
 def md(rep):
-    return R.render_markdown(rep)
+    return render_markdown(rep)
 
 
 def test_latest_done_row_per_trial_wins(rep):
@@ -156,7 +162,7 @@ def test_table2_emo_only_dashes_single_fold_failed_and_missing(md):
     # 70, 72, 71, 73: mean 71.5, std sqrt(5/3) = 1.291; paper 71.61 -> -0.11
     assert (emo["Emo UA (ours)"], emo["Δ#2"]) == ("71.50 ± 1.29", "-0.11")
     # Speaker metrics undefined for every fold; the paper prints "-" and so do we.
-    assert (emo["Spk WA (ours)"], emo["paper#3"], emo["Δ#3"]) == (R.UNDEFINED, "-", "-")
+    assert (emo["Spk WA (ours)"], emo["paper#3"], emo["Δ#3"]) == (UNDEFINED, "-", "-")
     assert (emo["done/exp"], emo["failed"], emo["missing"]) == ("4/5", "0", "1")
 
     orth = find(rows, Type="orth", Model="LSTM")  # one fold: no std, Δ = 74.44 - 74.44
@@ -165,12 +171,12 @@ def test_table2_emo_only_dashes_single_fold_failed_and_missing(md):
 
     failed = find(rows, Type="wo.SupCon", Model="Transformer")  # only failures: no number anywhere
     assert (failed["done/exp"], failed["failed"], failed["missing"]) == ("0/5", "2", "3")
-    assert [failed[k] for k in ("Emo WA (ours)", "Δ", "Spk UA (ours)", "Δ#4")] == [R.MISSING] * 4
+    assert [failed[k] for k in ("Emo WA (ours)", "Δ", "Spk UA (ours)", "Δ#4")] == [MISSING] * 4
     assert (failed["paper"], failed["paper#4"]) == ("71.18", "81.69")
 
     never_run = find(rows, Type="wo.LCL", Model="CNN")
     assert (never_run["done/exp"], never_run["failed"], never_run["missing"]) == ("0/5", "0", "5")
-    assert never_run["Emo WA (ours)"] == R.MISSING and never_run["paper"] == "75.88"  # not the stray 75.03
+    assert never_run["Emo WA (ours)"] == MISSING and never_run["paper"] == "75.88"  # not the stray 75.03
 
     ours_only = find(rows, Type="icld_only (ours only)", Model="CNN")
     assert (ours_only["Emo WA (ours)"], ours_only["paper"], ours_only["Δ"]) == ("50.00 ± n/a", "", "")
@@ -187,7 +193,7 @@ def test_table2_row_order_follows_the_paper_then_ours(md):
 
 
 def test_table2_csv_numbers(rep, tmp_path):
-    R.write_report(rep, tmp_path / "out", ["csv"])
+    write_report(rep, tmp_path / "out", ["csv"])
     t = pl.read_csv(tmp_path / "out" / "table2.csv")
     r = t.filter((pl.col("variant") == "hcld") & (pl.col("backbone") == "cnn")).row(0, named=True)
     assert r["emo_wa_mean"] == pytest.approx(75.0)
@@ -213,11 +219,11 @@ def test_table1_quotes_baselines_and_places_ours(md):
     rnn = find(rows, Model="HCLD-RNN (ours)")  # 76, 74: mean 75, std sqrt(2) = 1.414; paper 75.70
     assert (rnn["WA (%)"], rnn["Δ WA vs paper"]) == ("75.00 ± 1.41", "-0.70")
     tr = find(rows, Model="HCLD-transformers (ours)")
-    assert (tr["WA (%)"], tr["Δ WA vs paper"]) == (R.MISSING, R.MISSING)
+    assert (tr["WA (%)"], tr["Δ WA vs paper"]) == (MISSING, MISSING)
 
 
 def test_significance_matches_scipy_on_the_paired_folds(rep, md):
-    sig = rep.significance
+    sig = rep.tables["significance"]
     r = sig.filter((pl.col("backbone") == "cnn") & (pl.col("comparison") == "hcld vs emo_only")
                    & (pl.col("metric") == "emo_wa")).row(0, named=True)
     hcld, emo = [70, 80, 75, 75], [68, 74, 71, 71]  # folds 0-3; fold 4 of HCLD failed
@@ -231,9 +237,9 @@ def test_significance_matches_scipy_on_the_paired_folds(rep, md):
     assert (row["n pairs"], row["mean Δ (pp)"], row["t-test p"]) == ("4", "+4.00", f"{sps.ttest_rel(hcld, emo).pvalue:.3g}")
 
     few = find(md_table(md, "Significance"), Backbone="LSTM", Comparison="hcld vs emo_only", Metric="Emo WA")
-    assert few["n pairs"] == "2" and few["t-test p"] == R.MISSING and "too few pairs" in few["note"]
+    assert few["n pairs"] == "2" and few["t-test p"] == MISSING and "too few pairs" in few["note"]
     none = find(md_table(md, "Significance"), Backbone="CNN", Comparison="hcld vs orth", Metric="Emo WA")
-    assert (none["n pairs"], none["t-test p"], none["note"]) == ("0", R.MISSING, "no paired folds")
+    assert (none["n pairs"], none["t-test p"], none["note"]) == ("0", MISSING, "no paired folds")
 
 
 def test_probe_table(md):
@@ -241,8 +247,8 @@ def test_probe_table(md):
     hcld = find(rows, Type="HCLD", Model="CNN")
     # 20, 30, 25, 25: mean 25, std sqrt(50/3) = 4.08; X_s probe never recorded -> undefined
     assert hcld["speaker probe on X_e (%)"] == "25.00 ± 4.08"
-    assert hcld["emotion probe on X_s (%)"] == R.UNDEFINED
-    assert find(rows, Type="wo.LCL", Model="CNN")["speaker probe on X_e (%)"] == R.MISSING
+    assert hcld["emotion probe on X_s (%)"] == UNDEFINED
+    assert find(rows, Type="wo.LCL", Model="CNN")["speaker probe on X_e (%)"] == MISSING
 
 
 def test_protocol_block(md):
@@ -266,10 +272,10 @@ def test_synthetic_corpus_is_flagged_and_settings_are_never_pooled(tmp_path):
     rows += [trial("hcld", "cnn", f, emo_wa=0.9, emo_ua=0.9, corpus="synthetic(seed=0,n=1000)",
                    features="hubert", epochs=2) for f in range(2)]
     rep = R.build_report(write(tmp_path, rows), "g")
-    md = R.render_markdown(rep)
+    md = render_markdown(rep)
     assert "NOT the paper's setting" in md.split("## Protocol")[0]
     assert len(rep.settings) == 2 and "### Setting: corpus=synthetic(seed=0,n=1000) features=fbank" in md
-    hcld = rep.table2.filter((pl.col("variant") == "hcld") & (pl.col("backbone") == "cnn"))
+    hcld = rep.tables["table2"].filter((pl.col("variant") == "hcld") & (pl.col("backbone") == "cnn"))
     assert sorted(hcld["emo_wa_mean"].to_list()) == pytest.approx([50.0, 90.0])  # not one pooled 70
     assert "(paper: HuBERT-base" in md
 
@@ -278,7 +284,7 @@ def test_named_grid_with_fewer_folds_expects_only_those(tmp_path):
     # The `smoke` grid runs fold 0 only (grid.specs): one fold is complete, not 1 of 5.
     rows = [trial("hcld", "cnn", 0, emo_wa=0.3, emo_ua=0.3)]
     rep = R.build_report(write(tmp_path, rows, grid="smoke"), "smoke")
-    md = R.render_markdown(rep)
+    md = render_markdown(rep)
     row = find(md_table(md, "Table II"), Type="HCLD", Model="CNN")
     assert (row["done/exp"], row["missing"], row["Emo WA (ours)"]) == ("1/1", "0", "30.00 ± n/a")
     assert find(md_table(md, "Table II"), Type="orth", Model="CNN")["missing"] == "1"
@@ -289,18 +295,77 @@ def test_varying_interpretation_is_called_out(tmp_path):
     rows = [trial("hcld", "cnn", 0, emo_wa=0.5, emo_ua=0.5), trial("hcld", "cnn", 1, emo_wa=0.5, emo_ua=0.5)]
     config = json.loads(rows[1]["config_json"])
     rows[1]["config_json"] = json.dumps({**config, "icld_negative": "printed"})
-    md = R.render_markdown(R.build_report(write(tmp_path, rows), "g"))
+    md = render_markdown(R.build_report(write(tmp_path, rows), "g"))
     assert "icld_negative text (1), printed (1) ⚠ varies across trials" in md
 
 
-def test_latex_and_html_carry_the_same_cells(rep, tmp_path):
-    files = R.write_report(rep, tmp_path / "out", ["latex", "html", "md"])
+def test_latex_carries_the_same_cells(rep, tmp_path):
+    files = write_report(rep, tmp_path / "out", ["latex", "html", "md"])
     assert [f.name for f in files] == ["report.tex", "report.html", "report.md"]
     tex = (tmp_path / "out" / "report.tex").read_text()
     assert r"HCLD & CNN & 4/5 & 1 & 0 & 75.00 $\pm$ 4.08 & 75.52 & -0.52" in tex
     assert r"icld\_only (ours only)" in tex and r"\begin{tabular}" in tex
-    page = (tmp_path / "out" / "report.html").read_text()
-    assert "<td>75.00 ± 4.08</td><td>75.52</td><td>-0.52</td>" in page
+
+
+def test_older_table_without_some_columns_reads_them_as_null(tmp_path):
+    # Before loss_impl_requested, loss_impl held the requested implementation on every row.
+    rows = [{**{k: v for k, v in r.items() if k not in ("loss_impl_requested", "spk_ua", "probe_emo_from_xs")},
+             "loss_impl": "torch"} for r in hand_rows()]
+    rep = R.build_report(write(tmp_path, rows), "g")
+    assert rep.trials["loss_impl_requested"].null_count() == rep.trials.height
+    assert rep.settings == ["corpus=iemocap features=hubert fold_scheme=random5 epochs=100 seed=0 loss_impl=torch"]
+    row = find(md_table(render_markdown(rep), "Table II"), Type="HCLD", Model="CNN")
+    assert (row["Emo WA (ours)"], row["Spk UA (ours)"], row["failed"]) == ("75.00 ± 4.08", UNDEFINED, "1")
+
+
+def test_columns_come_from_the_store_schema(tmp_path, monkeypatch):
+    # A column the store gains is read and typed by the store's schema, and null where a row lacks it.
+    import pyarrow as pa
+
+    monkeypatch.setattr(store, "SCHEMA", store.SCHEMA.append(pa.field("swept_lr", pa.float64())))
+    rows = hand_rows()
+    rows[0]["swept_lr"] = 1  # an int in the file: typed as the schema says
+    rep = R.build_report(write(tmp_path, rows), "g")
+    assert rep.trials.schema["swept_lr"] == pl.Float64
+    assert R.load_trials(tmp_path / "g" / "trials.parquet")["swept_lr"].to_list()[:2] == [1.0, None]
+
+
+def test_a_trial_may_belong_to_several_settings(tmp_path, monkeypatch):
+    # The sweep case: EMO-only does not use the swept key, so it is the baseline of both settings.
+    def two_settings(outcomes):
+        shared = outcomes.filter(pl.col("variant") == "emo_only")
+        hcld = outcomes.filter(pl.col("variant") == "hcld")
+        return pl.concat([
+            shared.with_columns(setting=pl.lit("t=0.07")), shared.with_columns(setting=pl.lit("t=0.5")),
+            hcld.filter(pl.col("fold") < 2).with_columns(setting=pl.lit("t=0.07")),
+            hcld.filter(pl.col("fold") >= 2).with_columns(setting=pl.lit("t=0.5")),
+        ])
+
+    monkeypatch.setattr(R, "assign_settings", two_settings)
+    rep = R.build_report(write(tmp_path, hand_rows()), "g")
+    assert rep.settings == ["t=0.07", "t=0.5"]
+    t2 = rep.tables["table2"].filter((pl.col("variant") == "emo_only") & (pl.col("backbone") == "cnn"))
+    assert t2["n_done"].to_list() == [4, 4]  # the shared trials count in each setting
+    sig = rep.tables["significance"].filter((pl.col("backbone") == "cnn") & (pl.col("metric") == "emo_wa")
+                                            & (pl.col("comparison") == "hcld vs emo_only"))
+    assert sig["folds"].to_list() == ["0,1", "2,3"]  # HCLD folds of each setting, paired with the shared ones
+    # The protocol counts trials, not (trial, setting) rows.
+    assert "20 attempt rows, 17 trials: 14 done, 3 failed" in render_markdown(rep)
+
+
+def test_one_section_record_adds_a_table_to_every_format(rep, tmp_path):
+    def n_trials(report):
+        return report.trials.group_by("setting", "variant").agg(n=pl.len()).sort("setting", "variant")
+
+    extra = R.Section("counts", "Trials per variant", build=n_trials, note="Counted from the outcomes.",
+                      rows=lambda t: (["Variant", "n"], [[r["variant"], str(r["n"])] for r in t.iter_rows(named=True)]))
+    rep = R.build_report(rep.grid_dir.parent, "g", sections=(*R.SECTIONS, extra))
+    write_report(rep, tmp_path / "out", ["md", "latex", "csv", "html"])
+    out = tmp_path / "out"
+    assert find(md_table((out / "report.md").read_text(), "Trials per variant"), Variant="emo_only")["n"] == "6"
+    assert r"\caption{Trials per variant}" in (out / "report.tex").read_text()
+    assert pl.read_csv(out / "counts.csv")["n"].sum() == 17
+    assert 'id="counts"' in (out / "report.html").read_text()
 
 
 def test_bad_inputs_name_the_file(tmp_path):
@@ -343,5 +408,5 @@ def test_75_trial_grid_fills_every_paper_cell(tmp_path):
             for b in ("cnn", "lstm", "transformer") for f in range(5)]
     write(tmp_path, rows)
     rep = R.build_report(tmp_path, "g")
-    R.render_markdown(rep)
-    assert rep.table2.filter(pl.col("in_paper"))["n_done"].to_list() == [5] * 15
+    render_markdown(rep)
+    assert rep.tables["table2"].filter(pl.col("in_paper"))["n_done"].to_list() == [5] * 15

@@ -9,7 +9,7 @@ import click
 
 from hcld.errors import HcldError
 
-FORMATS = ("md", "latex", "csv", "html")
+FORMATS = ("md", "latex", "csv", "html")  # grid.render.WRITERS has one writer for each
 
 
 @click.command()
@@ -17,7 +17,8 @@ FORMATS = ("md", "latex", "csv", "html")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Folder holding <grid>/trials.parquet.")
 @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
-              help="File format(s) to write under <results-dir>/<grid>/report/ (repeatable). Default: md.")
+              help="File format(s) to write under <results-dir>/<grid>/report/ (repeatable). Default: md. "
+                   "html is one self-contained page with the figures embedded.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (tables only).")
 def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: bool) -> None:
     """Print Table I / Table II, significance and probes for GRID (default: full) and write files."""
@@ -26,21 +27,22 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
     # is the report's own work, and the one-off import cost is shown on its own.
     import scipy.stats  # noqa: F401
 
-    from grid import report as reporting
+    from grid import render
+    from grid.report import build_report
 
     import_seconds = time.perf_counter() - started
     try:
         started = time.perf_counter()
-        rep = reporting.build_report(results_dir, grid)
+        rep = build_report(results_dir, grid)
         table_seconds = time.perf_counter() - started
         out_dir = rep.grid_dir / "report"
         if not no_figures:
             from grid.figures import make_figures
 
-            rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir)
-        written = reporting.write_report(rep, out_dir, formats or ("md",))
+            rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
+        written = render.write_report(rep, out_dir, formats or ("md",))
     except HcldError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(reporting.render_markdown(rep))
+    click.echo(render.render_markdown(rep))
     click.echo(f"tables built in {table_seconds:.2f} s (imports {import_seconds:.2f} s); "
                f"wrote {len(written)} file(s) under {out_dir}", err=True)

@@ -1,0 +1,117 @@
+"""Table cells as text: the markers for absent numbers and one row formatter per table.
+
+Every renderer (Markdown, LaTeX, HTML) shows these strings, so a cell reads the same everywhere.
+A row formatter takes a section's frame and returns (headers, rows of strings).
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from grid import paper
+from grid.report_tables import ACCURACIES, PROBES
+
+MISSING = "—"  # no finished fold for this cell
+NOT_REPORTED = "-"  # the paper prints "-"
+UNDEFINED = "n/a"  # finished, but the metric is undefined (NaN) or a std of one value
+MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, "
+                  f"`{UNDEFINED}` undefined (NaN metric, or std of a single fold); [n=k]: metric defined on k folds only")
+METRIC_TITLES = {"emo_wa": "Emo WA", "emo_ua": "Emo UA", "spk_wa": "Spk WA", "spk_ua": "Spk UA"}
+
+Rows = tuple[list[str], list[list[str]]]
+
+
+def _is_num(x) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_cell(mean, std, n, n_done) -> str:
+    if n_done == 0:
+        return MISSING
+    if not n:
+        return UNDEFINED
+    text = f"{mean:.2f} ± {std:.2f}" if _is_num(std) else f"{mean:.2f} ± {UNDEFINED}"
+    return text + (f" [n={n}]" if n < n_done else "")
+
+
+def fmt_paper(value, in_paper: bool) -> str:
+    if not in_paper:
+        return ""
+    return f"{value:.2f}" if _is_num(value) else NOT_REPORTED
+
+
+def fmt_diff(diff, paper_value, in_paper: bool, mean) -> str:
+    if not in_paper:
+        return ""
+    if not _is_num(paper_value):
+        return NOT_REPORTED
+    if not _is_num(mean):
+        return MISSING
+    return f"{diff:+.2f}"
+
+
+def fmt_p(p) -> str:
+    if not _is_num(p):
+        return MISSING
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def fmt_num(x, spec: str = "{:.2f}", absent: str = MISSING) -> str:
+    return spec.format(x) if _is_num(x) else absent
+
+
+def table2_rows(t: pl.DataFrame) -> Rows:
+    headers = ["Type", "Model", "done/exp", "failed", "missing"]
+    for m in ACCURACIES:
+        headers += [f"{METRIC_TITLES[m]} (ours)", "paper", "Δ"]
+    rows = []
+    for r in t.iter_rows(named=True):
+        row = [r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}", str(r["n_failed"]), str(r["n_missing"])]
+        for m in ACCURACIES:
+            row += [
+                fmt_cell(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["n_done"]),
+                fmt_paper(r[f"{m}_paper"], r["in_paper"]),
+                fmt_diff(r[f"{m}_diff"], r[f"{m}_paper"], r["in_paper"], r[f"{m}_mean"]),
+            ]
+        rows.append(row)
+    return headers, rows
+
+
+def table1_rows(t: pl.DataFrame) -> Rows:
+    headers = ["Model", "Ref", "Source", "WA (%)", "UA (%)", "Δ WA vs paper", "Δ UA vs paper"]
+    rows = []
+    for r in t.iter_rows(named=True):
+        if r["ours"]:
+            wa = fmt_cell(r["wa"], r["wa_std"], r["wa_n"], r["n_done"])
+            ua = fmt_cell(r["ua"], r["ua_std"], r["ua_n"], r["n_done"])
+            dwa, dua = fmt_num(r["wa_diff"], "{:+.2f}"), fmt_num(r["ua_diff"], "{:+.2f}")
+        else:
+            wa, ua = fmt_num(r["wa"], absent=NOT_REPORTED), fmt_num(r["ua"], absent=NOT_REPORTED)
+            dwa = dua = ""
+        rows.append([r["model"], r["ref"], r["source"], wa, ua, dwa, dua])
+    return headers, rows
+
+
+def significance_rows(t: pl.DataFrame) -> Rows:
+    headers = ["Backbone", "Comparison", "Metric", "n pairs", "mean A", "mean B", "mean Δ (pp)", "d_z",
+               "t-test p", "Wilcoxon p", "note"]
+    rows = []
+    for r in t.iter_rows(named=True):
+        rows.append([
+            paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"]), r["comparison"], METRIC_TITLES[r["metric"]],
+            str(r["n"]), fmt_num(r["mean_a"]), fmt_num(r["mean_b"]), fmt_num(r["mean_diff"], "{:+.2f}"),
+            fmt_num(r["cohen_dz"]),
+            fmt_p(r["t_p"]), fmt_p(r["wilcoxon_p"]), r["note"],
+        ])
+    return headers, rows
+
+
+def probe_rows(t: pl.DataFrame) -> Rows:
+    headers = ["Type", "Model", "done/exp", "speaker probe on X_e (%)", "emotion probe on X_s (%)"]
+    rows = []
+    for r in t.iter_rows(named=True):
+        rows.append([r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}"] + [
+            fmt_cell(r[f"{p}_mean"], r[f"{p}_std"], r[f"{p}_n"], r["n_done"]) for p in PROBES])
+    return headers, rows

@@ -1,0 +1,116 @@
+"""The protocol block of a report: how the grid's trials were run, as (term, value) items.
+
+Values are plain text in which `code spans` are the only markup; each renderer turns them into
+its own form (Markdown keeps them, HTML makes <code>). The corpus warning is its own field so a
+renderer can show it as a banner.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from grid.report_cells import MARKERS_LEGEND
+from grid.report_tables import spec_folds
+
+# Config fields that decide how the paper's ambiguous losses were read (docs: paper-notes).
+INTERPRETATION_FIELDS: tuple[str, ...] = (
+    "icld_negative", "icld_margin", "temperature", "supcon_embedding", "supcon_labels",
+    "ensure_positives", "anchor_source", "loss_impl",
+)
+OPTIMISATION_FIELDS: tuple[str, ...] = ("model_size", "embed_dim", "batch_size", "lr", "warmup_epochs")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    items: list[tuple[str, str]]  # (term, value), in reading order
+    corpus_warning: str | None  # set when a trial's corpus is not IEMOCAP
+
+
+def _tally(values) -> str:
+    """'a (3), b (1)' of the distinct values, most common first; 'not recorded' if none."""
+    counts = Counter("not recorded" if v is None else str(v) for v in values)
+    if not counts:
+        return "not recorded"
+    return ", ".join(f"{v} ({n})" if len(counts) > 1 else v for v, n in counts.most_common())
+
+
+def _artifact_field(grid_dir: Path, rel: str | None, key: str) -> str | None:
+    if not rel:
+        return None
+    path = grid_dir / rel / "result.json"
+    try:
+        return str(json.loads(path.read_text())[key])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _configs(outcomes: pl.DataFrame) -> list[dict]:
+    configs = []
+    for text in outcomes["config_json"].to_list():
+        try:
+            configs.append(json.loads(text) if text else {})
+        except ValueError:
+            configs.append({})
+    return configs
+
+
+def build_protocol(raw: pl.DataFrame, outcomes: pl.DataFrame, grid: str, trials_file: Path,
+                   table2: pl.DataFrame, *, read_artifacts: bool = True) -> Protocol:
+    """`raw`: every attempt row; `outcomes`: one row per trial (before settings are assigned, so a
+    trial shared by several settings is counted once); `table2`: the ablation table."""
+    df = outcomes
+    n_done = df.filter(pl.col("status") == "done").height
+    n_failed = df.filter(pl.col("status") == "failed").height
+    missing = int(table2.filter(pl.col("in_paper"))["n_missing"].sum())
+    retried = df.filter((pl.col("status") == "done") & (pl.col("failed_attempts") > 0)).height
+    configs = _configs(df)
+
+    def config_tally(name: str) -> str:
+        text = _tally(c.get(name) for c in configs)
+        return text + (" ⚠ varies across trials" if "," in text and "(" in text else "")
+
+    corpora = df["corpus"].to_list()
+    synthetic = sorted(str(c) for c in set(corpora) if c is None or not c.startswith("iemocap"))
+    warning = None
+    if synthetic:
+        warning = (f"CORPUS IS NOT IEMOCAP ({', '.join(synthetic)}): NOT the paper's setting. "
+                   "These numbers test the pipeline; they are not comparable with the paper's.")
+    features = set(df["features"].to_list())
+    folds = spec_folds(grid)
+    items = [
+        ("Trials table", f"`{trials_file.name}` ({raw.height} attempt rows, {df.height} trials: {n_done} done, "
+         f"{n_failed} failed; {missing} of the paper's variant×backbone×fold cells missing; "
+         f"{retried} done trials also have failed attempt rows: each trial counted once, from its latest done row)"),
+        ("Data / corpus", f"{_tally(corpora)} (paper: IEMOCAP, 5531 utterances, 4 emotions, 10 speakers)"),
+        ("Features", _tally(df["features"].to_list())
+         + ("" if features == {"hubert"} else " (paper: HuBERT-base, LibriSpeech 960 h)")),
+        ("Fold scheme", f"{_tally(df['fold_scheme'].to_list())}; folds seen: "
+         f"{sorted(set(df['fold'].drop_nulls().to_list()))}; expected folds per cell: "
+         f"{_tally(table2.unique('setting')['n_expected'].to_list())}"
+         + (f" (grid `{grid}` runs folds {list(folds)})" if folds is not None else "")
+         + " (paper: random 80/20, five folds)"),
+        ("Epochs", f"{_tally(df['epochs'].to_list())} (paper: 100); seeds: {_tally(df['seed'].to_list())}"),
+        ("Optimisation", "; ".join(f"{k} {config_tally(k)}" for k in OPTIMISATION_FIELDS)),
+        ("Loss interpretation (config_json)", "; ".join(f"{k} {config_tally(k)}" for k in INTERPRETATION_FIELDS)),
+    ]
+    if read_artifacts and n_done == 0:
+        items.append(("As run (result.json)", "no done trials"))
+    elif read_artifacts:
+        done = df.filter(pl.col("status") == "done")
+        actual = {key: [_artifact_field(trials_file.parent, rel, key) for rel in done["artifacts"].to_list()]
+                  for key in ("anchor_source", "loss_impl")}
+        items.append(("As run (result.json of done trials)",
+                      f"anchor_source {_tally(actual['anchor_source'])}; loss_impl {_tally(actual['loss_impl'])}"))
+    items += [
+        ("Devices", _tally(df["device"].to_list())),
+        ("Code versions", _tally(df["code_version"].to_list())),
+        ("Finished", f"{df['finished_at'].min() or 'not recorded'} … {df['finished_at'].max() or 'not recorded'}"),
+        ("Numbers", "percent; mean ± sample std (ddof=1) over finished folds; Δ = ours − paper in "
+         f"percentage points; {MARKERS_LEGEND}."),
+    ]
+    return Protocol(items=items, corpus_warning=warning)
