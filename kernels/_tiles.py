@@ -10,7 +10,9 @@ lazily so that TRITON_INTERPRET=1 set by a test before the first call still take
 
 from __future__ import annotations
 
+import contextlib
 import os
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -18,18 +20,47 @@ import triton.language as tl
 
 from kernels.reference import NORM_EPS
 
-# Default tiles and launch shape for a GPU, chosen so that every kernel compiles for sm_90 without
-# register spills (ptxas -v, all dtypes; not yet tuned on a device). The tests pass 16s instead, so
-# several tiles and the ragged edge are hit at small N.
-BLOCK_M = 64
-BLOCK_N = 64
-BLOCK_K = 32
-LAUNCH = {"num_warps": 8, "num_stages": 1}
 # fp32 inputs: "ieee" multiplies exactly (CUDA cores), like the eager reference under PyTorch's
 # default matmul precision; "tf32" uses tensor cores (~10 mantissa bits, ~1e-3 relative error in a
 # cosine) for the TF32 roofline. fp16/bf16 inputs always use tensor cores with fp32 accumulation.
-FP32_DOT_PRECISION = "ieee"
+# The default stays "ieee" until a device run shows what TF32 costs in gradient error; read at call
+# time (a different value is a different kernel specialisation, recorded by the benchmark).
+FP32_DOT_PRECISION = os.environ.get("HCLD_FP32_DOT_PRECISION", "ieee")
 EPS = tl.constexpr(NORM_EPS)  # jit code may only read constexpr globals
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+
+
+# Per input dtype (and fp32 dot precision) and pass: the default first, then the other candidates a
+# tuning run may pick. Every entry compiles for sm_90 without register spills at the launched
+# signatures (kernels.compile_check, asserted by tests/test_kernels_compile.py); none is tuned on a
+# device yet. The backward takes the wider column tile where it fits (half the gradient-slab
+# read-modify-write passes); the forward's online softmax keeps more per-row state and spills there.
+# Exact fp32 dots run on CUDA cores with operands in registers, hence the narrower fp32 tiles.
+_HALF = {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 2)),
+         "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 3))}
+CONFIGS = {
+    "fp32": {"forward": (TileConfig(64, 32, 32, 8, 2), TileConfig(32, 32, 32, 4, 3)),
+             "backward": (TileConfig(64, 64, 32, 8, 2), TileConfig(64, 32, 32, 8, 2))},
+    "tf32": {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 32, 8, 2)),
+             "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 32, 8, 3))},
+    "fp16": _HALF,
+    "bf16": _HALF,
+}
+DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+
+
+def config_key(dtype: torch.dtype) -> str:
+    """Which CONFIGS row a dtype launches with: fp32 under TF32 compiles to other code than exact fp32."""
+    name = DTYPE_NAMES[dtype]
+    return "tf32" if name == "fp32" and FP32_DOT_PRECISION == "tf32" else name
 
 
 def interpreting() -> bool:
@@ -38,13 +69,17 @@ def interpreting() -> bool:
 
 
 def dot_options(dtype: torch.dtype) -> dict:
-    """Constexpr flags for `mm`: exact fp32 dots for fp32 inputs (matching the reference, whose
-    matmul does not use TF32 by default), tensor-core dots for fp16/bf16 with fp32 accumulation.
-    The interpreter multiplies bf16 as raw bits (wrong results), so there bf16 operands are rounded
-    to bf16 and then multiplied in fp32: same operand rounding as on a GPU."""
+    """Constexpr flags of the dots. Cosines: exact fp32 (or TF32, see FP32_DOT_PRECISION) for fp32
+    inputs, tensor cores on the raw fp16/bf16 inputs with fp32 accumulation. Gradient product: the
+    weights stay fp32 (in fp16 the softmax weights, ~1/N, turn subnormal at large N), so it is an fp32
+    dot; for half inputs in TF32, which holds the half-precision columns exactly and the weights with
+    fp16's mantissa but fp32's range. The interpreter multiplies bf16 as raw bits (wrong results), so
+    there bf16 operands are rounded to bf16 and then multiplied in fp32: same rounding as on a GPU."""
+    fp32 = dtype == torch.float32
     return {
         "UPCAST_DOT": interpreting() and dtype == torch.bfloat16,
-        "DOT_PRECISION": FP32_DOT_PRECISION if dtype == torch.float32 else None,
+        "DOT_PRECISION": FP32_DOT_PRECISION if fp32 else None,
+        "GRAD_PRECISION": FP32_DOT_PRECISION if fp32 else "tf32",
     }
 
 
@@ -56,15 +91,84 @@ def check_inputs(name: str, *tensors: torch.Tensor) -> None:
             raise ValueError(f"{name}: embeddings must be fp32, fp16 or bf16, got {t.dtype}")
 
 
-def column_splits(row_blocks: int, n_cols: int, block_n: int, device: torch.device) -> int:
-    """How many slices the column range is cut into: enough programs to fill the GPU when there are
-    few row blocks (LCL's 4 anchors, small N), never more slices than column tiles."""
-    col_blocks = triton.cdiv(max(n_cols, 1), block_n)
-    if device.type != "cuda":
+_PLANNED_SMS: int | None = None  # set by planning_for: plan CPU launches as for a GPU of that size
+
+
+@contextlib.contextmanager
+def planning_for(sms: int):
+    """Within this block, launches on CPU tensors are planned (column slices) as on a GPU with `sms`
+    multiprocessors: how kernels.compile_check reproduces a GPU launch without one."""
+    global _PLANNED_SMS
+    previous, _PLANNED_SMS = _PLANNED_SMS, sms
+    try:
+        yield
+    finally:
+        _PLANNED_SMS = previous
+
+
+def _sm_count(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return _PLANNED_SMS
+
+
+def column_splits(row_blocks: int, n_cols: int, d: int, block_n: int, num_warps: int, device: torch.device) -> int:
+    """How many slices the column range is cut into. Enough programs to fill the GPU once when there
+    are few row blocks (LCL's 4 anchors, small N): the main kernels need 128-255 registers a thread,
+    so an SM holds one 8-warp program (two of 4 warps). Capped by memory: the backward's [slices, M, D]
+    fp32 buffer stays within two [M, N] fp32 matrices (the eager reference holds several), and never
+    more slices than column tiles."""
+    sms = _sm_count(device)
+    if not sms:
         return 1
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    want = triton.cdiv(2 * sms, max(row_blocks, 1))
-    return max(1, min(col_blocks, want))
+    col_blocks = triton.cdiv(max(n_cols, 1), block_n)
+    per_sm = max(1, 8 // num_warps)
+    want = triton.cdiv(sms * per_sm, max(row_blocks, 1))
+    memory_cap = max(1, (2 * n_cols) // max(d, 1))
+    return max(1, min(col_blocks, want, memory_cap))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Launch shape of one call: tiles, grid (row blocks x column slices) and compiler options."""
+
+    block_m: int
+    block_n: int
+    block_k: int
+    row_blocks: int
+    splits: int
+    num_warps: int
+    num_stages: int
+
+    def meta(self, dtype: torch.dtype) -> dict:
+        return dict(BLOCK_M=self.block_m, BLOCK_N=self.block_n, BLOCK_K=self.block_k, num_warps=self.num_warps,
+                    num_stages=self.num_stages, **dot_options(dtype))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return (self.row_blocks, self.splits)
+
+
+class Tiling:
+    """Tile sizes and column slicing for one call: the default config of the dtype and pass (CONFIGS)
+    unless given, shrunk to the problem (never below 16, tl.dot's minimum)."""
+
+    def __init__(self, block_m=None, block_n=None, block_k=None, splits=None, num_warps=None, num_stages=None):
+        self.block_m, self.block_n, self.block_k = block_m, block_n, block_k
+        self.splits, self.num_warps, self.num_stages = splits, num_warps, num_stages
+
+    def plan(self, m: int, n: int, d: int, dtype: torch.dtype, device: torch.device, stage: str) -> Plan:
+        """stage: "forward" or "backward" (their default tiles differ)."""
+        default = CONFIGS[config_key(dtype)][stage][0]
+        fit = lambda block, size: max(16, min(block, triton.next_power_of_2(max(size, 1))))
+        bm = fit(self.block_m or default.block_m, m)
+        bn = fit(self.block_n or default.block_n, n)
+        bk = fit(self.block_k or default.block_k, d)
+        warps = self.num_warps or default.num_warps
+        row_blocks = triton.cdiv(max(m, 1), bm)
+        splits = self.splits or column_splits(row_blocks, n, d, bn, warps, device)
+        splits = max(1, min(splits, triton.cdiv(max(n, 1), bn)))
+        return Plan(bm, bn, bk, row_blocks, splits, warps, self.num_stages or default.num_stages)
 
 
 @triton.jit
@@ -77,25 +181,47 @@ def mm(a, b, acc, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
-def inv_norm(ptr, offs, mask, D, stride, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
-    """1 / max(||x_i||, eps) for the BLOCK_M rows `offs` (fp32), as F.normalize divides."""
-    ss = tl.zeros([BLOCK_M], dtype=tl.float32)
-    for k in range(0, D, BLOCK_K):
-        offs_k = k + tl.arange(0, BLOCK_K)
-        x = tl.load(ptr + offs[:, None] * stride + offs_k[None, :],
-                    mask=mask[:, None] & (offs_k[None, :] < D), other=0.0).to(tl.float32)
-        ss += tl.sum(x * x, axis=1)
-    return 1.0 / tl.maximum(tl.sqrt(ss), EPS)
+def row_block(M, N, n_splits, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The prologue of every tiled kernel: program (row block, column slice) -> its row offsets and
+    mask and its column range [lo, hi), whole column tiles per slice."""
+    split = tl.program_id(1)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.cdiv(tl.cdiv(N, BLOCK_N), n_splits) * BLOCK_N
+    lo = split * cols
+    return split, offs_m, offs_m < M, lo, tl.minimum(lo + cols, N)
 
 
 @triton.jit
-def cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D, stride_r, stride_c,
+def _inv_norm_kernel(x_ptr, out_ptr, N, D, stride, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    mask = offs < N
+    ss = tl.zeros([BLOCK_M], dtype=tl.float32)
+    for k in range(0, D, BLOCK_K):
+        offs_k = k + tl.arange(0, BLOCK_K)
+        x = tl.load(x_ptr + offs[:, None] * stride + offs_k[None, :],
+                    mask=mask[:, None] & (offs_k[None, :] < D), other=0.0).to(tl.float32)
+        ss += tl.sum(x * x, axis=1)
+    tl.store(out_ptr + offs, 1.0 / tl.maximum(tl.sqrt(ss), EPS), mask=mask)
+
+
+def inverse_norms(x: torch.Tensor) -> torch.Tensor:
+    """fp32 [N]: 1 / max(||x_i||, eps), as F.normalize divides. Computed once in the forward and
+    saved, so no tile loop recomputes a norm."""
+    n, d = x.shape
+    out = torch.empty(n, dtype=torch.float32, device=x.device)
+    if n:
+        _inv_norm_kernel[(triton.cdiv(n, 64),)](x, out, n, d, x.stride(0), BLOCK_M=64,
+                                                 BLOCK_K=max(16, min(128, triton.next_power_of_2(d))))
+    return out
+
+
+@triton.jit
+def cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, inv_c, D, stride_r, stride_c,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                 UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """(cos[BLOCK_M, BLOCK_N], inv_c[BLOCK_N]): cosines between rows of R and C, and the columns'
-    inverse norms (computed in the same pass over D, so C is read once per tile)."""
+    """cos[BLOCK_M, BLOCK_N] between rows of R and C: raw dot products over D, then the saved
+    inverse norms (normalisation fused, the inputs never rewritten)."""
     acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-    ss_c = tl.zeros([BLOCK_N], dtype=tl.float32)
     for k in range(0, D, BLOCK_K):
         offs_k = k + tl.arange(0, BLOCK_K)
         mask_k = offs_k < D
@@ -104,10 +230,7 @@ def cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D, stride_r
         c = tl.load(c_ptr + offs_n[:, None] * stride_c + offs_k[None, :],
                     mask=mask_n[:, None] & mask_k[None, :], other=0.0)
         acc = mm(r, tl.trans(c), acc, UPCAST_DOT, DOT_PRECISION)
-        cf = c.to(tl.float32)
-        ss_c += tl.sum(cf * cf, axis=1)
-    inv_c = 1.0 / tl.maximum(tl.sqrt(ss_c), EPS)
-    return acc * inv_r[:, None] * inv_c[None, :], inv_c
+    return acc * inv_r[:, None] * inv_c[None, :]
 
 
 @triton.jit
@@ -121,13 +244,11 @@ def zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_M: tl.constexpr, BLOCK_K: tl.const
 
 @triton.jit
 def accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, stride_c,
-                    BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                    BLOCK_K: tl.constexpr, GRAD_PRECISION: tl.constexpr):
     """G[offs_m, :] += w @ normalize(C[offs_n, :]) into an fp32 buffer (row stride D) that only this
-    program writes, so the sum order is fixed: deterministic without atomics. w and the normalised
-    columns are both bounded by small constants, so casting them to the input dtype for the
-    tensor-core dot cannot overflow."""
-    dtype = c_ptr.dtype.element_ty
-    wd = w.to(dtype)
+    program writes, so the sum order is fixed: deterministic without atomics. The columns' inverse
+    norms are folded into the fp32 weights, so the raw columns feed the dot unscaled and unrounded."""
+    w = w * inv_c[None, :]
     # the previous tile's G stores may come from other threads than this tile's G loads (layouts
     # differ around the dot): one barrier per tile orders them within the program
     tl.debug_barrier()
@@ -136,14 +257,11 @@ def accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, s
         mask_k = offs_k < D
         c = tl.load(c_ptr + offs_n[:, None] * stride_c + offs_k[None, :],
                     mask=mask_n[:, None] & mask_k[None, :], other=0.0).to(tl.float32)
-        z = (c * inv_c[:, None]).to(dtype)
         g_ptrs = g_ptr + offs_m[:, None] * D + offs_k[None, :]
         g_mask = mask_m[:, None] & mask_k[None, :]
         g = tl.load(g_ptrs, mask=g_mask, other=0.0)
-        g = mm(wd, z, g, UPCAST_DOT, DOT_PRECISION)
+        g = tl.dot(w, c, g, input_precision=GRAD_PRECISION)
         tl.store(g_ptrs, g, mask=g_mask)
-
-
 @triton.jit
 def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, grad_ptr, scale_ptr, multiplier, N, D, stride_x, n_splits,
                                BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -183,7 +301,7 @@ def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, grad_ptr, scale_ptr, multip
 
 
 def normalize_backward(g: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, scale: torch.Tensor,
-                       multiplier: float, *, block_m: int = BLOCK_M, block_k: int = BLOCK_K) -> torch.Tensor:
+                       multiplier: float, *, block_m: int = 64, block_k: int = 32) -> torch.Tensor:
     """Gradient w.r.t. the raw x from G = dL/dz summed over its slices, times grad * scale * multiplier
     (grad: the loss's upstream gradient, scale: a 1-element fp32 tensor)."""
     n, d = x.shape

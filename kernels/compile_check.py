@@ -1,123 +1,248 @@
-"""Compile the fused kernels for a GPU target on a machine without a GPU.
+"""Compile the fused kernels for a GPU target, on a machine without a GPU, exactly as they launch.
 
 Triton's interpreter (how the tests check values) never runs the GPU compiler, so a kernel can be
-right in the interpreter and still fail to compile, or spill registers, on a device. This lowers
-every kernel through Triton's real pipeline to PTX and a cubin (the ptxas bundled with triton) and
-reports registers and spills per kernel:
+right in the interpreter and still fail to compile, or spill registers, on a device. This runs the
+real host code of every loss (forward and backward, every specialisation) on CPU tensors of the
+launched shape, intercepts each kernel launch, and compiles what would have launched through
+Triton's own specialisation path (argument dtypes, int64 labels, 16-byte alignment and
+divisibility hints, constexprs, num_warps/num_stages): the signature, not a hand-written copy of it.
+The PTX is assembled by the ptxas bundled with triton, which reports registers and spills:
 
-    python -m kernels.compile_check [--arch 90] [--dtype fp32,fp16,bf16] [--all]
+    python -m kernels.compile_check [--arch 90] [--dtype fp32,fp16,bf16] [--precision ieee|tf32]
+                                    [--all-configs] [--n 4096] [--d 768] [--sms 132]
 
 Must run in a process where TRITON_INTERPRET is unset (the kernels are decorated at import).
+Exit status 1 if any kernel spills.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
-ELEMENT = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}
+DTYPES = ("fp32", "fp16", "bf16")
+H100_SMS = 132
 
 
-def _specialisations(dtype: str, everything: bool, dtypes_first=("fp32",)):
+@dataclass
+class Launch:
+    """One intercepted kernel launch, ready to compile."""
+
+    name: str  # the specialisation, e.g. supcon_backward
+    kernel: str  # the @triton.jit function
+    signature: dict  # argument -> triton type, as the JIT specialised it
+    constexprs: dict
+    attrs: dict
+    options: object
+    fn: object
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _recording(target, calls: list):
+    """Replace JITFunction.run: bind the arguments as a launch would (same specialisation code,
+    for `target`), record them, launch nothing. Autotuned kernels record every config."""
+    from triton.compiler import make_backend
+    from triton.runtime import jit
+    from triton.runtime.autotuner import Autotuner
+
+    backend = make_backend(target)
+    real_run, real_tuned = jit.JITFunction.run, Autotuner.run
+
+    def run(self, *args, grid, warmup, **kwargs):
+        kwargs.setdefault("debug", False)
+        kwargs.setdefault("instrumentation_mode", "")
+        binder = jit.create_function_from_signature(self.signature, self.params, backend)
+        bound, specialization, options = binder(*args, **kwargs)
+        options, signature, constexprs, attrs = self._pack_args(backend, kwargs, bound, specialization, options)
+        calls.append((self, signature, constexprs, attrs, options))
+
+    def tuned(self, *args, **kwargs):
+        for config in self.configs:
+            self.fn.run(*args, grid=None, warmup=True, **kwargs, **config.all_kwargs())
+
+    jit.JITFunction.run, Autotuner.run = run, tuned
+    try:
+        yield
+    finally:
+        jit.JITFunction.run, Autotuner.run = real_run, real_tuned
+
+
+def launches(dtype: str, n: int, d: int, sms: int, target) -> list[Launch]:
+    """Every kernel launch of every loss specialisation at [n, d] in `dtype`, as on a GPU with
+    `sms` multiprocessors (their count sets the column slices)."""
+    import torch
+
     from kernels import _tiles as T
-    from kernels import triton_icld as icld
-    from kernels import triton_supcon as sc
+    from kernels import triton_icld, triton_supcon
 
-    x = "*" + ELEMENT[dtype]
-    blocks = {"BLOCK_M": T.BLOCK_M, "BLOCK_N": T.BLOCK_N, "BLOCK_K": T.BLOCK_K, "UPCAST_DOT": False,
-              "DOT_PRECISION": T.FP32_DOT_PRECISION if dtype == "fp32" else None}
-    consts = lambda names: {n: "constexpr" for n in names}
-    meta = consts(["BLOCK_M", "BLOCK_N", "BLOCK_K", "UPCAST_DOT", "DOT_PRECISION"])
-    shape = {"M": "i32", "N": "i32", "D": "i32", "stride_r": "i32", "stride_c": "i32", "inv_tau": "fp32",
-             "cols_per_split": "i32"}
-    lse_fwd = {"r_ptr": x, "c_ptr": x, "rlab_ptr": "*i32", "clab_ptr": "*i32", "m_out": "*fp32", "l_out": "*fp32",
-               "s_out": "*fp32", "n_out": "*i32", **shape, **consts(["EXCLUDE_SELF"]), **meta}
-    lse_bwd = {"r_ptr": x, "c_ptr": x, "rlab_ptr": "*i32", "clab_ptr": "*i32",
-               **{f"{s}_{v}": "*fp32" for s in "rc" for v in ("lse", "alpha", "beta")}, "g_ptr": "*fp32",
-               **shape, **consts(["EXCLUDE_SELF", "ROW_TERM", "COL_TERM"]), **meta}
-    lse_bwd = {k: lse_bwd[k] for k in ["r_ptr", "c_ptr", "rlab_ptr", "clab_ptr", "r_lse", "r_alpha", "r_beta",
-                                      "c_lse", "c_alpha", "c_beta", "g_ptr", *shape, "EXCLUDE_SELF", "ROW_TERM",
-                                      "COL_TERM", *meta]}
-    pair = {"xe_ptr": x, "xs_ptr": x, "emo_ptr": "*i32", "spk_ptr": "*i32"}
-    tail = {"N": "i32", "De": "i32", "Ds": "i32", "stride_e": "i32", "stride_s": "i32", "margin": "fp32",
-            "cols_per_split": "i32", **consts(["PRINTED"]), **meta}
-    norm = {"g_ptr": "*fp32", "x_ptr": x, "dx_ptr": x, "grad_ptr": "*fp32", "scale_ptr": "*fp32",
-            "multiplier": "fp32", "N": "i32", "D": "i32", "stride_x": "i32", "n_splits": "i32",
-            **consts(["BLOCK_M", "BLOCK_K"])}
-    lse_fin = {"m_ptr": "*fp32", "l_ptr": "*fp32", "s_ptr": "*fp32", "n_ptr": "*i32", "lse_out": "*fp32",
-               "alpha_out": "*fp32", "beta_out": "*fp32", "loss_out": "*fp32", "scale_out": "*fp32", "M": "i32",
-               "n_splits": "i32", "inv_tau": "fp32", "n_samples": "i32", **consts(["LCL", "BLOCK"])}
-    icld_fin = {"ps_ptr": "*fp32", "ns_ptr": "*fp32", "pc_ptr": "*i32", "nc_ptr": "*i32", "loss_out": "*fp32",
-                "scale_out": "*fp32", "total_rows": "i32", **consts(["BLOCK"])}
-    yield "supcon_forward", sc._lse_forward_kernel, lse_fwd, {"EXCLUDE_SELF": True, **blocks}
-    yield "supcon_backward", sc._lse_backward_kernel, lse_bwd, {"EXCLUDE_SELF": True, "ROW_TERM": True,
-                                                                "COL_TERM": True, **blocks}
-    if everything:
-        yield "lcl_forward", sc._lse_forward_kernel, lse_fwd, {"EXCLUDE_SELF": False, **blocks}
-        yield "lcl_backward_anchors", sc._lse_backward_kernel, lse_bwd, {"EXCLUDE_SELF": False, "ROW_TERM": True,
-                                                                         "COL_TERM": False, **blocks}
-        yield "lcl_backward_samples", sc._lse_backward_kernel, lse_bwd, {"EXCLUDE_SELF": False, "ROW_TERM": False,
-                                                                         "COL_TERM": True, **blocks}
-    for printed in (False, True) if everything else (False,):
-        form = "printed" if printed else "text"
-        yield (f"icld_forward_{form}", icld._icld_forward_kernel,
-               {**pair, "pos_sum": "*fp32", "neg_sum": "*fp32", "pos_cnt": "*i32", "neg_cnt": "*i32", **tail},
-               {"PRINTED": printed, **blocks})
-        yield (f"icld_backward_{form}", icld._icld_backward_kernel, {**pair, "ge_ptr": "*fp32", "gs_ptr": "*fp32", **tail},
-               {"PRINTED": printed, **blocks})
-    yield "normalize_backward", T._normalize_backward_kernel, norm, {"BLOCK_M": T.BLOCK_M, "BLOCK_K": T.BLOCK_K}
-    if dtype == dtypes_first[0]:  # finalize kernels read fp32 statistics whatever the input dtype: once
-        for lcl in (False, True):
-            yield f"{'lcl' if lcl else 'supcon'}_finalize", sc._lse_finalize_kernel, lse_fin, {"LCL": lcl, "BLOCK": 1024}
-        yield "icld_finalize", icld._icld_finalize_kernel, icld_fin, {"BLOCK": 1024}
+    torch_dtype = _torch_dtype(dtype)
+    g = torch.Generator().manual_seed(0)
+    x = lambda rows: torch.randn(rows, d, generator=g).to(torch_dtype).requires_grad_(True)
+    emotion = torch.randint(0, 4, (n,), generator=g)  # int64, as the trainer passes them
+    speaker = torch.randint(0, 10, (n,), generator=g)
+    runs = {
+        "supcon": lambda: triton_supcon.supcon(x(n), emotion),
+        "lcl": lambda: triton_supcon.label_contrastive(x(4), x(n), emotion),
+        "icld_text": lambda: triton_icld.icld(x(n), x(n), emotion, speaker, margin=0.2),
+        "icld_printed": lambda: triton_icld.icld(x(n), x(n), emotion, speaker, margin=0.2, negative="printed"),
+    }
+    out = []
+    seen = set()
+    for loss, run in runs.items():
+        calls: list = []
+        with _recording(target, calls), T.planning_for(sms):
+            run().backward()
+        for fn, signature, constexprs, attrs, options in calls:
+            name = _specialisation_name(loss, fn.__name__, constexprs, fn)
+            key = (name, repr(sorted(signature.items())), repr(sorted(constexprs.items())), repr(attrs),
+                   options.num_warps, options.num_stages)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Launch(name, fn.__name__, signature, constexprs, attrs, options, fn))
+    return out
 
 
-def compile_all(arch: int = 90, dtypes=("fp32", "fp16", "bf16"), everything: bool = False) -> list[dict]:
-    """One dict per kernel specialisation: name, dtype, registers, spill_bytes, shared_bytes."""
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        raise RuntimeError("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
+def _specialisation_name(loss: str, kernel: str, constexprs: dict, fn) -> str:
+    short = kernel.strip("_").removesuffix("_kernel").removeprefix("lse_").removeprefix("icld_")
+    if loss == "lcl" and kernel == "_lse_backward_kernel":
+        row_term = constexprs[(fn.arg_names.index("ROW_TERM"),)]
+        return f"lcl_backward_{'anchors' if row_term else 'samples'}"
+    if kernel == "_normalize_backward_kernel":
+        return "normalize_backward"
+    return f"{loss}_{short}"
+
+
+def compile_launch(launch: Launch, target, arch: int) -> dict:
     import triton
-    from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    kernel = triton.compile(ASTSource(launch.fn, launch.signature, launch.constexprs, launch.attrs), target=target,
+                            options=launch.options.__dict__)
+    ptx = kernel.asm["ptx"]
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "k.ptx")
+        with open(path, "w") as fh:
+            fh.write(ptx)
+        suffix = "a" if arch >= 90 else ""
+        report = subprocess.run([ptxas, "-v", f"-arch=sm_{arch}{suffix}", path, "-o", os.devnull],
+                                capture_output=True, text=True, check=True).stderr
+    names = launch.fn.arg_names
+    inputs = [a for a in names if a in ("r_ptr", "xe_ptr", "x_ptr")]
+    aligned = {names[k[0]] for k, v in launch.attrs.items() if ["tt.divisibility", 16] in v}
+    meta = {k: v for k, v in ((names[p[0]], v) for p, v in launch.constexprs.items()) if k.startswith("BLOCK")}
+    return {
+        "name": launch.name,
+        "kernel": launch.kernel,
+        "input": launch.signature[inputs[0]].lstrip("*") if inputs else "-",
+        "labels": next((launch.signature[a].lstrip("*") for a in names if "lab" in a or a in ("emo_ptr", "spk_ptr")),
+                       "-"),
+        "tiles": "x".join(str(meta[k]) for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K") if k in meta) or
+                 str(meta.get("BLOCK", "-")),
+        "num_warps": launch.options.num_warps,
+        "num_stages": launch.options.num_stages,
+        "cp_async": ptx.count("cp.async.") > 0,
+        "aligned_args": len(aligned),
+        "registers": int(re.search(r"Used (\d+) registers", report).group(1)),
+        "spill_bytes": int(re.search(r"(\d+) bytes spill stores", report).group(1)) +
+                       int(re.search(r"(\d+) bytes spill loads", report).group(1)),
+        "shared_bytes": kernel.metadata.shared,
+    }
+
+
+@contextlib.contextmanager
+def _candidate(index: int, precision: str):
+    """Launch with the index-th candidate config of every CONFIGS row (the default is index 0),
+    under the given fp32 dot precision."""
     from kernels import _tiles as T
 
-    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    saved, saved_precision = {k: dict(v) for k, v in T.CONFIGS.items()}, T.FP32_DOT_PRECISION
+    T.FP32_DOT_PRECISION = precision
+    for row in T.CONFIGS.values():
+        for stage, configs in row.items():
+            row[stage] = configs[index:] + configs[:index] if index < len(configs) else ()
+    try:
+        yield
+    finally:
+        T.CONFIGS.update(saved)
+        T.FP32_DOT_PRECISION = saved_precision
+
+
+def candidate_count() -> int:
+    from kernels import _tiles as T
+
+    return max(len(configs) for row in T.CONFIGS.values() for configs in row.values())
+
+
+def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms: int = H100_SMS,
+                precision: str | None = None, all_configs: bool = False) -> list[dict]:
+    """One dict per launched kernel specialisation (see compile_launch for the keys): the default
+    configs, or every candidate config with all_configs."""
+    if _interpreting():
+        raise RuntimeError("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
+    from triton.backends.compiler import GPUTarget
+
+    from kernels import _tiles as T
+
     target = GPUTarget("cuda", arch, 32)
-    rows = []
-    for dtype in dtypes:
-        for name, fn, signature, constexprs in _specialisations(dtype, everything, dtypes):
-            launch = {} if name.endswith(("normalize_backward", "finalize")) else T.LAUNCH
-            kernel = triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs), target=target,
-                                    options=launch)
-            with tempfile.TemporaryDirectory() as tmp:
-                ptx = os.path.join(tmp, "k.ptx")
-                with open(ptx, "w") as fh:
-                    fh.write(kernel.asm["ptx"])
-                suffix = "a" if arch >= 90 else ""
-                report = subprocess.run([ptxas, "-v", f"-arch=sm_{arch}{suffix}", ptx, "-o", os.devnull],
-                                        capture_output=True, text=True, check=True).stderr
-            rows.append({"name": name, "dtype": dtype,
-                         "registers": int(re.search(r"Used (\d+) registers", report).group(1)),
-                         "spill_bytes": int(re.search(r"(\d+) bytes spill stores", report).group(1)),
-                         "shared_bytes": kernel.metadata.shared})
+    rows, seen = [], set()
+    for index in range(candidate_count() if all_configs else 1):
+        for dtype in dtypes:
+            with _candidate(index, precision or T.FP32_DOT_PRECISION):
+                if any(not configs for configs in T.CONFIGS[T.config_key(_torch_dtype(dtype))].values()):
+                    continue  # this row has fewer candidates
+                for launch in launches(dtype, n, d, sms, target):
+                    row = {"dtype": dtype, **compile_launch(launch, target, arch)}
+                    key = tuple(row[k] for k in ("name", "input", "labels", "tiles", "num_warps", "num_stages",
+                                                 "registers"))
+                    if key not in seen:
+                        seen.add(key)
+                        rows.append(row)
     return rows
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['name']:<22}{r['input']:<6}{r['labels']:<5}{r['tiles']:<11}w{r['num_warps']:<2} s{r['num_stages']:<2}"
+            f"{'cp.async' if r['cp_async'] else 'no-pipe':<9}regs {r['registers']:>4}  spills {r['spill_bytes']:>5} B  "
+            f"smem {r['shared_bytes']:>6} B")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", type=int, default=90, help="SM version, e.g. 80 (A100), 90 (H100/H200)")
-    parser.add_argument("--dtype", default="fp32,fp16,bf16")
-    parser.add_argument("--all", action="store_true", help="also the LCL and printed-hinge specialisations")
+    parser.add_argument("--dtype", default=",".join(DTYPES))
+    parser.add_argument("--n", type=int, default=4096, help="batch size of the example launch")
+    parser.add_argument("--d", type=int, default=768, help="embedding width (= row stride) of the example launch")
+    parser.add_argument("--sms", type=int, default=H100_SMS, help="multiprocessors assumed for the column slices")
+    parser.add_argument("--precision", choices=("ieee", "tf32"), help="fp32 dot precision (default: the setting, "
+                        "kernels._tiles.FP32_DOT_PRECISION)")
+    parser.add_argument("--all-configs", action="store_true", help="every candidate tile config, not the defaults")
+    parser.add_argument("--json", action="store_true", help="one JSON object per kernel instead of the table")
     args = parser.parse_args(argv)
-    rows = compile_all(args.arch, tuple(args.dtype.split(",")), args.all)
+    rows = compile_all(args.arch, tuple(args.dtype.split(",")), args.n, args.d, args.sms, args.precision,
+                       args.all_configs)
+    if not args.json:
+        print(f"{'kernel':<22}{'input':<6}{'lab':<5}{'tiles':<11}{'warps/stages/pipelining':<26}")
     for r in rows:
-        print(f"{r['name']:<24}{r['dtype']:<6}regs {r['registers']:>4}  spills {r['spill_bytes']:>5} B  "
-              f"smem {r['shared_bytes']:>6} B")
+        print(json.dumps(r) if args.json else format_row(r))
     return 1 if any(r["spill_bytes"] for r in rows) else 0
 
 

@@ -12,7 +12,8 @@ writes the loss and the backward scales 2/count. Nothing N x N is stored.
 Backward: the masks are symmetric, so dL/dze_i = 2/|x+| sum_j [x+]_ij f'(cos_ij) ze_j (and the same
 for zs with the hinge); a program accumulates its rows of G tile by tile in a buffer only it writes
 (deterministic), then the shared normalisation-backward kernel scales and projects.
-Saved for backward: the inputs, the label vectors and the two scales; tiles are recomputed.
+Saved for backward: the inputs, the label vectors, the inverse norms (computed once in the forward)
+and the two scales; tiles are recomputed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import triton.language as tl
 
 from kernels import _tiles as T
 from kernels.reference import ICLD_NEGATIVE_FORMS
-from kernels.triton_supcon import Tiling
 
 
 @triton.jit
@@ -45,36 +45,34 @@ def _hinge(cos_s, margin, PRINTED: tl.constexpr):
 
 
 @triton.jit
-def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, pos_sum, neg_sum, pos_cnt, neg_cnt,
-                         N, De, Ds, stride_e, stride_s, margin, cols_per_split,
+def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, inv_e_ptr, inv_s_ptr, pos_sum, neg_sum, pos_cnt,
+                         neg_cnt, N, De, Ds, stride_e, stride_s, margin, n_splits,
                          PRINTED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                         BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    pid_m = tl.program_id(0)
-    split = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_m = offs_m < N
-    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_M, BLOCK_K)
-    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_M, BLOCK_K)
+                         BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                         GRAD_PRECISION: tl.constexpr):
+    split, offs_m, mask_m, lo, hi = T.row_block(N, N, n_splits, BLOCK_M, BLOCK_N)
+    inv_e = tl.load(inv_e_ptr + offs_m, mask=mask_m, other=0.0)
+    inv_s = tl.load(inv_s_ptr + offs_m, mask=mask_m, other=0.0)
     emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
     spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
     ps = tl.zeros([BLOCK_M], dtype=tl.float32)
     ns = tl.zeros([BLOCK_M], dtype=tl.float32)
     pc = tl.zeros([BLOCK_M], dtype=tl.int32)
     nc = tl.zeros([BLOCK_M], dtype=tl.int32)
-    lo = split * cols_per_split
-    hi = tl.minimum(lo + cols_per_split, N)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < hi
         pos, neg = _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr)
         # one cosine tile live at a time keeps register pressure down
-        cos_e, _ = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, De, stride_e,
-                                 stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        inv_c = tl.load(inv_e_ptr + offs_n, mask=mask_n, other=0.0)
+        cos_e = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, inv_c, De, stride_e,
+                              stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         gap = 1.0 - cos_e
         ps += tl.sum(tl.where(pos, gap * gap, 0.0), axis=1)
         pc += tl.sum(pos.to(tl.int32), axis=1)
-        cos_s, _ = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, Ds, stride_s,
-                                 stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        inv_c = tl.load(inv_s_ptr + offs_n, mask=mask_n, other=0.0)
+        cos_s = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, inv_c, Ds, stride_s,
+                              stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         h = _hinge(cos_s, margin, PRINTED)
         ns += tl.sum(tl.where(neg, h * h, 0.0), axis=1)
         nc += tl.sum(neg.to(tl.int32), axis=1)
@@ -86,44 +84,42 @@ def _icld_forward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, pos_sum, neg_sum, pos
 
 
 @triton.jit
-def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, ge_ptr, gs_ptr,
-                          N, De, Ds, stride_e, stride_s, margin, cols_per_split,
+def _icld_backward_kernel(xe_ptr, xs_ptr, emo_ptr, spk_ptr, inv_e_ptr, inv_s_ptr, ge_ptr, gs_ptr,
+                          N, De, Ds, stride_e, stride_s, margin, n_splits,
                           PRINTED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                          BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                          BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                          GRAD_PRECISION: tl.constexpr):
     """Ge[split, rows] = sum_j [x+] f'(cos_e) ze_j, f' = -2(1 - c); Gs likewise with the hinge's
     derivative (+2 max(0, c - m) for text, -2 max(0, m - c) for printed)."""
-    pid_m = tl.program_id(0)
-    split = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_m = offs_m < N
+    split, offs_m, mask_m, lo, hi = T.row_block(N, N, n_splits, BLOCK_M, BLOCK_N)
     ge_ptr += split * N * De
     gs_ptr += split * N * Ds
     T.zero_rows(ge_ptr, offs_m, mask_m, De, BLOCK_M, BLOCK_K)
     T.zero_rows(gs_ptr, offs_m, mask_m, Ds, BLOCK_M, BLOCK_K)
-    inv_e = T.inv_norm(xe_ptr, offs_m, mask_m, De, stride_e, BLOCK_M, BLOCK_K)
-    inv_s = T.inv_norm(xs_ptr, offs_m, mask_m, Ds, stride_s, BLOCK_M, BLOCK_K)
+    inv_e = tl.load(inv_e_ptr + offs_m, mask=mask_m, other=0.0)
+    inv_s = tl.load(inv_s_ptr + offs_m, mask=mask_m, other=0.0)
     emo_r = tl.load(emo_ptr + offs_m, mask=mask_m, other=0)
     spk_r = tl.load(spk_ptr + offs_m, mask=mask_m, other=0)
-    lo = split * cols_per_split
-    hi = tl.minimum(lo + cols_per_split, N)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < hi
         pos, neg = _pair_masks(offs_m, offs_n, mask_m, mask_n, emo_r, spk_r, emo_ptr, spk_ptr)
-        cos_e, inv_ce = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, De, stride_e,
-                                      stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        inv_c = tl.load(inv_e_ptr + offs_n, mask=mask_n, other=0.0)
+        cos_e = T.cosine_tile(xe_ptr, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_e, inv_c, De, stride_e,
+                              stride_e, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         w_e = tl.where(pos, -2.0 * (1.0 - cos_e), 0.0)
-        T.accumulate_rows(ge_ptr, w_e, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_ce, De, stride_e,
-                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
-        cos_s, inv_cs = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, Ds, stride_s,
-                                      stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        T.accumulate_rows(ge_ptr, w_e, xe_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, De, stride_e,
+                          BLOCK_K, GRAD_PRECISION)
+        inv_c = tl.load(inv_s_ptr + offs_n, mask=mask_n, other=0.0)
+        cos_s = T.cosine_tile(xs_ptr, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_s, inv_c, Ds, stride_s,
+                              stride_s, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         h = _hinge(cos_s, margin, PRINTED)
         if PRINTED:
             w_s = tl.where(neg, -2.0 * h, 0.0)
         else:
             w_s = tl.where(neg, 2.0 * h, 0.0)
-        T.accumulate_rows(gs_ptr, w_s, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_cs, Ds, stride_s,
-                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        T.accumulate_rows(gs_ptr, w_s, xs_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, Ds, stride_s,
+                          BLOCK_K, GRAD_PRECISION)
 
 
 @triton.jit
@@ -149,40 +145,41 @@ def _icld_finalize_kernel(ps_ptr, ns_ptr, pc_ptr, nc_ptr, loss_out, scale_out, t
     tl.store(scale_out + 1, (2.0 / n_neg).to(tl.float32))
 
 
-def _launch_args(xe, xs, tiling: Tiling):
+def _plan(xe, xs, tiling: T.Tiling, stage: str) -> T.Plan:
     n = xe.shape[0]
-    bm, bn, bk, row_blocks, splits, cols = tiling.fit(n, n, max(xe.shape[1], xs.shape[1]), xe.device)
-    meta = dict(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(xe.dtype), **T.LAUNCH)
-    return (row_blocks, splits), cols, meta
+    return tiling.plan(n, n, max(xe.shape[1], xs.shape[1]), xe.dtype, xe.device, stage)
 
 
 class _ICLD(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xe, xs, emotion, speaker, margin, printed, tiling):
         n = xe.shape[0]
-        grid, cols, meta = _launch_args(xe, xs, tiling)
+        plan = _plan(xe, xs, tiling, "forward")
+        inv_e, inv_s = T.inverse_norms(xe), T.inverse_norms(xs)
         f32 = dict(dtype=torch.float32, device=xe.device)
         i32 = dict(dtype=torch.int32, device=xe.device)
-        ps, ns = torch.empty((grid[1], n), **f32), torch.empty((grid[1], n), **f32)
-        pc, nc = torch.empty((grid[1], n), **i32), torch.empty((grid[1], n), **i32)
-        _icld_forward_kernel[grid](xe, xs, emotion, speaker, ps, ns, pc, nc, n, xe.shape[1], xs.shape[1],
-                                   xe.stride(0), xs.stride(0), margin, cols, PRINTED=printed, **meta)
+        ps, ns = torch.empty((plan.splits, n), **f32), torch.empty((plan.splits, n), **f32)
+        pc, nc = torch.empty((plan.splits, n), **i32), torch.empty((plan.splits, n), **i32)
+        _icld_forward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ps, ns, pc, nc, n, xe.shape[1],
+                                        xs.shape[1], xe.stride(0), xs.stride(0), margin, plan.splits,
+                                        PRINTED=printed, **plan.meta(xe.dtype))
         loss, scales = torch.empty((), **f32), torch.empty(2, **f32)
-        _icld_finalize_kernel[(1,)](ps, ns, pc, nc, loss, scales, grid[1] * n,
-                                    BLOCK=max(16, min(1024, triton.next_power_of_2(grid[1] * n))))
-        ctx.save_for_backward(xe, xs, emotion, speaker, scales)
+        _icld_finalize_kernel[(1,)](ps, ns, pc, nc, loss, scales, plan.splits * n,
+                                    BLOCK=max(16, min(1024, triton.next_power_of_2(plan.splits * n))))
+        ctx.save_for_backward(xe, xs, emotion, speaker, inv_e, inv_s, scales)
         ctx.margin, ctx.printed, ctx.tiling = margin, printed, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        xe, xs, emotion, speaker, scales = ctx.saved_tensors
+        xe, xs, emotion, speaker, inv_e, inv_s, scales = ctx.saved_tensors
         n = xe.shape[0]
-        grid, cols, meta = _launch_args(xe, xs, ctx.tiling)
-        ge = torch.empty((grid[1], n, xe.shape[1]), dtype=torch.float32, device=xe.device)
-        gs = torch.empty((grid[1], n, xs.shape[1]), dtype=torch.float32, device=xe.device)
-        _icld_backward_kernel[grid](xe, xs, emotion, speaker, ge, gs, n, xe.shape[1], xs.shape[1],
-                                    xe.stride(0), xs.stride(0), ctx.margin, cols, PRINTED=ctx.printed, **meta)
+        plan = _plan(xe, xs, ctx.tiling, "backward")
+        ge = torch.empty((plan.splits, n, xe.shape[1]), dtype=torch.float32, device=xe.device)
+        gs = torch.empty((plan.splits, n, xs.shape[1]), dtype=torch.float32, device=xe.device)
+        _icld_backward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ge, gs, n, xe.shape[1],
+                                         xs.shape[1], xe.stride(0), xs.stride(0), ctx.margin, plan.splits,
+                                         PRINTED=ctx.printed, **plan.meta(xe.dtype))
         grad = grad.float()
         dxe = T.normalize_backward(ge, xe, grad, scales[0:1], 1.0)
         dxs = T.normalize_backward(gs, xs, grad, scales[1:2], 1.0)
@@ -206,4 +203,4 @@ def icld(xe: torch.Tensor, xs: torch.Tensor, emotion: torch.Tensor, speaker: tor
         raise ValueError(f"icld: labels must be integers, got {emotion.dtype} and {speaker.dtype}")
     # labels go in as they are (int32 or int64 compare alike): no conversion launch
     return _ICLD.apply(xe.contiguous(), xs.contiguous(), emotion.contiguous(), speaker.contiguous(),
-                       float(margin), negative == "printed", Tiling(block_m, block_n, block_k, splits))
+                       float(margin), negative == "printed", T.Tiling(block_m, block_n, block_k, splits))

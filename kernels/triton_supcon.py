@@ -10,12 +10,14 @@ Forward: each program owns BLOCK_M rows and one slice of the columns and keeps a
 sum (online log-sum-exp, so tau = 0.01 cannot underflow a row), the positive logit sum and count;
 only those per-row statistics leave the kernel. A one-program finalize kernel merges the slices
 (used when there are few row blocks, e.g. LCL's 4 anchors) in a fixed order and reduces the loss.
-Saved for backward: the inputs, labels and three fp32 numbers per row (lse, alpha, beta) + a scale.
+Saved for backward: the inputs, labels and four fp32 numbers per row (inverse norm, lse, alpha,
+beta) + a scale.
 Backward: with A_ij = dL/dlogit_ij = scale (alpha_i p_ij - beta_i [label_i == label_j]) (p = softmax
 of the row, recomputed from the saved lse), dL/dz_r = 1/tau sum_j A_rj z_j (+ sum_j A_jr z_j when R
 is C). A program owns a block of rows of G = dL/dz and accumulates it tile by tile in a buffer only
 it writes, so the result is deterministic; a second small kernel applies the normalisation backward.
-Launches per forward+backward: SupCon 4, LCL 6, no host synchronisation.
+Launches per forward+backward: SupCon 5, LCL 8 (one inverse-norm pass per input, saved for the
+backward), no host synchronisation.
 """
 
 from __future__ import annotations
@@ -28,28 +30,25 @@ from kernels import _tiles as T
 
 
 @triton.jit
-def _lse_forward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, m_out, l_out, s_out, n_out,
-                        M, N, D, stride_r, stride_c, inv_tau, cols_per_split,
+def _lse_forward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_inv, c_inv, m_out, l_out, s_out, n_out,
+                        M, N, D, stride_r, stride_c, inv_tau, n_splits,
                         EXCLUDE_SELF: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                        BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    pid_m = tl.program_id(0)
-    split = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_m = offs_m < M
-    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_M, BLOCK_K)
+                        BLOCK_K: tl.constexpr, UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                        GRAD_PRECISION: tl.constexpr):
+    split, offs_m, mask_m, lo, hi = T.row_block(M, N, n_splits, BLOCK_M, BLOCK_N)
+    inv_r = tl.load(r_inv + offs_m, mask=mask_m, other=0.0)
     lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
     # a finite floor, not -inf: exp(m_old - m_new) must stay defined while a row has seen nothing
     m_i = tl.full([BLOCK_M], -1e30, dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     s_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     n_i = tl.zeros([BLOCK_M], dtype=tl.int32)
-    lo = split * cols_per_split
-    hi = tl.minimum(lo + cols_per_split, N)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < hi
-        cos, inv_c = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D,
-                                   stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        inv_c = tl.load(c_inv + offs_n, mask=mask_n, other=0.0)
+        cos = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, inv_c, D,
+                            stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         logits = cos * inv_tau
         valid = mask_m[:, None] & mask_n[None, :]
         if EXCLUDE_SELF:
@@ -70,32 +69,28 @@ def _lse_forward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, m_out, l_out, s_out, n
 
 
 @triton.jit
-def _lse_backward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_lse, r_alpha, r_beta, c_lse, c_alpha, c_beta,
-                         g_ptr, M, N, D, stride_r, stride_c, inv_tau, cols_per_split,
+def _lse_backward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_inv, c_inv, r_lse, r_alpha, r_beta, c_lse, c_alpha,
+                         c_beta, g_ptr, M, N, D, stride_r, stride_c, inv_tau, n_splits,
                          EXCLUDE_SELF: tl.constexpr, ROW_TERM: tl.constexpr, COL_TERM: tl.constexpr,
                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                         UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                         UPCAST_DOT: tl.constexpr, DOT_PRECISION: tl.constexpr, GRAD_PRECISION: tl.constexpr):
     """G[split, rows] = sum over this slice's columns j of W_rj z_j, where W_rj = A_rj (ROW_TERM: the
     rows are anchors) + A_jr (COL_TERM: the columns are anchors and the rows their candidates)."""
-    pid_m = tl.program_id(0)
-    split = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    mask_m = offs_m < M
+    split, offs_m, mask_m, lo, hi = T.row_block(M, N, n_splits, BLOCK_M, BLOCK_N)
     g_ptr += split * M * D
     T.zero_rows(g_ptr, offs_m, mask_m, D, BLOCK_M, BLOCK_K)
-    inv_r = T.inv_norm(r_ptr, offs_m, mask_m, D, stride_r, BLOCK_M, BLOCK_K)
+    inv_r = tl.load(r_inv + offs_m, mask=mask_m, other=0.0)
     lab_r = tl.load(rlab_ptr + offs_m, mask=mask_m, other=0)
     if ROW_TERM:
         lse_r = tl.load(r_lse + offs_m, mask=mask_m, other=0.0)
         alpha_r = tl.load(r_alpha + offs_m, mask=mask_m, other=0.0)
         beta_r = tl.load(r_beta + offs_m, mask=mask_m, other=0.0)
-    lo = split * cols_per_split
-    hi = tl.minimum(lo + cols_per_split, N)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < hi
-        cos, inv_c = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, D,
-                                   stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
+        inv_c = tl.load(c_inv + offs_n, mask=mask_n, other=0.0)
+        cos = T.cosine_tile(r_ptr, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_r, inv_c, D,
+                            stride_r, stride_c, BLOCK_M, BLOCK_N, BLOCK_K, UPCAST_DOT, DOT_PRECISION)
         logits = cos * inv_tau
         valid = mask_m[:, None] & mask_n[None, :]
         if EXCLUDE_SELF:
@@ -112,27 +107,7 @@ def _lse_backward_kernel(r_ptr, c_ptr, rlab_ptr, clab_ptr, r_lse, r_alpha, r_bet
             w += alpha_c[None, :] * tl.exp(logits - lse_c[None, :]) - beta_c[None, :] * pos
         w = tl.where(valid, w, 0.0)  # also drops any inf*0 from padded rows/columns
         T.accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, stride_c,
-                          BLOCK_K, UPCAST_DOT, DOT_PRECISION)
-
-
-class Tiling:
-    """Tile sizes and column slicing for one call (shrunk to the problem, never below 16 for tl.dot)."""
-
-    def __init__(self, block_m=None, block_n=None, block_k=None, splits=None):
-        self.block_m = block_m or T.BLOCK_M
-        self.block_n = block_n or T.BLOCK_N
-        self.block_k = block_k or T.BLOCK_K
-        self.splits = splits
-
-    def fit(self, m: int, n: int, d: int, device: torch.device):
-        fit = lambda block, size: max(16, min(block, triton.next_power_of_2(max(size, 1))))
-        bm, bn, bk = fit(self.block_m, m), fit(self.block_n, n), fit(self.block_k, d)
-        row_blocks = triton.cdiv(m, bm)
-        splits = self.splits or T.column_splits(row_blocks, n, bn, device)
-        col_blocks = triton.cdiv(max(n, 1), bn)
-        cols_per_split = triton.cdiv(col_blocks, min(splits, col_blocks)) * bn
-        splits = triton.cdiv(max(n, 1), cols_per_split)
-        return bm, bn, bk, row_blocks, splits, cols_per_split
+                          BLOCK_K, GRAD_PRECISION)
 
 
 @triton.jit
@@ -186,37 +161,37 @@ def _lse_finalize_kernel(m_ptr, l_ptr, s_ptr, n_ptr, lse_out, alpha_out, beta_ou
     tl.store(scale_out, 1.0 / denom)
 
 
-def _forward(r, c, rlab, clab, inv_tau, exclude_self, lcl, tiling: Tiling):
+def _forward(r, c, rlab, clab, r_inv, c_inv, inv_tau, exclude_self, lcl, tiling: T.Tiling):
     """(loss, lse, alpha, beta, scale) of R against C: two launches, no host synchronisation."""
     m, d = r.shape
     n = c.shape[0]
-    bm, bn, bk, row_blocks, splits, cols = tiling.fit(m, n, d, r.device)
+    plan = tiling.plan(m, n, d, r.dtype, r.device, "forward")
     f32 = dict(dtype=torch.float32, device=r.device)
-    mx, l, s = (torch.empty((splits, m), **f32) for _ in range(3))
-    cnt = torch.empty((splits, m), dtype=torch.int32, device=r.device)
-    _lse_forward_kernel[(row_blocks, splits)](
-        r, c, rlab, clab, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
-        EXCLUDE_SELF=exclude_self, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype), **T.LAUNCH)
+    mx, l, s = (torch.empty((plan.splits, m), **f32) for _ in range(3))
+    cnt = torch.empty((plan.splits, m), dtype=torch.int32, device=r.device)
+    _lse_forward_kernel[plan.grid](
+        r, c, rlab, clab, r_inv, c_inv, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
+        EXCLUDE_SELF=exclude_self, **plan.meta(r.dtype))
     lse, alpha, beta = (torch.empty(m, **f32) for _ in range(3))
     loss, scale = torch.empty((), **f32), torch.empty(1, **f32)
-    _lse_finalize_kernel[(1,)](mx, l, s, cnt, lse, alpha, beta, loss, scale, m, splits, inv_tau, n, LCL=lcl,
+    _lse_finalize_kernel[(1,)](mx, l, s, cnt, lse, alpha, beta, loss, scale, m, plan.splits, inv_tau, n, LCL=lcl,
                                BLOCK=max(16, min(1024, triton.next_power_of_2(m))))
     return loss, lse, alpha, beta, scale
 
 
-def _grad_rows(r, c, rlab, clab, row_stats, col_stats, inv_tau, exclude_self, tiling: Tiling):
+def _grad_rows(r, c, rlab, clab, r_inv, c_inv, row_stats, col_stats, inv_tau, exclude_self, tiling: T.Tiling):
     """fp32 [S, M, D] slices of sum_j W_rj z_j (see _lse_backward_kernel)."""
     m, d = r.shape
     n = c.shape[0]
-    bm, bn, bk, row_blocks, splits, cols = tiling.fit(m, n, d, r.device)
-    g = torch.empty((splits, m, d), dtype=torch.float32, device=r.device)
+    plan = tiling.plan(m, n, d, r.dtype, r.device, "backward")
+    g = torch.empty((plan.splits, m, d), dtype=torch.float32, device=r.device)
     dummy = torch.empty(0, dtype=torch.float32, device=r.device)
     rs = row_stats or (dummy, dummy, dummy)
     cs = col_stats or (dummy, dummy, dummy)
-    _lse_backward_kernel[(row_blocks, splits)](
-        r, c, rlab, clab, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, cols,
+    _lse_backward_kernel[plan.grid](
+        r, c, rlab, clab, r_inv, c_inv, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
         EXCLUDE_SELF=exclude_self, ROW_TERM=row_stats is not None, COL_TERM=col_stats is not None,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, **T.dot_options(r.dtype), **T.LAUNCH)
+        **plan.meta(r.dtype))
     return g
 
 
@@ -224,16 +199,17 @@ class _SupCon(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, labels, temperature, tiling):
         inv_tau = 1.0 / temperature
-        loss, lse, alpha, beta, scale = _forward(x, x, labels, labels, inv_tau, True, False, tiling)
-        ctx.save_for_backward(x, labels, lse, alpha, beta, scale)
+        inv = T.inverse_norms(x)
+        loss, lse, alpha, beta, scale = _forward(x, x, labels, labels, inv, inv, inv_tau, True, False, tiling)
+        ctx.save_for_backward(x, labels, inv, lse, alpha, beta, scale)
         ctx.inv_tau, ctx.tiling = inv_tau, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        x, labels, lse, alpha, beta, scale = ctx.saved_tensors
+        x, labels, inv, lse, alpha, beta, scale = ctx.saved_tensors
         stats = (lse, alpha, beta)
-        g = _grad_rows(x, x, labels, labels, stats, stats, ctx.inv_tau, True, ctx.tiling)
+        g = _grad_rows(x, x, labels, labels, inv, inv, stats, stats, ctx.inv_tau, True, ctx.tiling)
         return T.normalize_backward(g, x, grad.float(), scale, ctx.inv_tau), None, None, None
 
 
@@ -241,18 +217,20 @@ class _LabelContrastive(torch.autograd.Function):
     @staticmethod
     def forward(ctx, anchors, x, labels, anchor_labels, temperature, tiling):
         inv_tau = 1.0 / temperature
-        loss, lse, alpha, beta, scale = _forward(anchors, x, anchor_labels, labels, inv_tau, False, True, tiling)
-        ctx.save_for_backward(anchors, x, labels, anchor_labels, lse, alpha, beta, scale)
+        inv_a, inv_x = T.inverse_norms(anchors), T.inverse_norms(x)
+        loss, lse, alpha, beta, scale = _forward(anchors, x, anchor_labels, labels, inv_a, inv_x, inv_tau, False,
+                                                 True, tiling)
+        ctx.save_for_backward(anchors, x, labels, anchor_labels, inv_a, inv_x, lse, alpha, beta, scale)
         ctx.inv_tau, ctx.tiling = inv_tau, tiling
         return loss
 
     @staticmethod
     def backward(ctx, grad):
-        anchors, x, labels, anchor_labels, lse, alpha, beta, scale = ctx.saved_tensors
+        anchors, x, labels, anchor_labels, inv_a, inv_x, lse, alpha, beta, scale = ctx.saved_tensors
         stats = (lse, alpha, beta)
         grad = grad.float()
-        g_a = _grad_rows(anchors, x, anchor_labels, labels, stats, None, ctx.inv_tau, False, ctx.tiling)
-        g_x = _grad_rows(x, anchors, labels, anchor_labels, None, stats, ctx.inv_tau, False, ctx.tiling)
+        g_a = _grad_rows(anchors, x, anchor_labels, labels, inv_a, inv_x, stats, None, ctx.inv_tau, False, ctx.tiling)
+        g_x = _grad_rows(x, anchors, labels, anchor_labels, inv_x, inv_a, None, stats, ctx.inv_tau, False, ctx.tiling)
         return (T.normalize_backward(g_a, anchors, grad, scale, ctx.inv_tau),
                 T.normalize_backward(g_x, x, grad, scale, ctx.inv_tau), None, None, None, None)
 
@@ -269,7 +247,7 @@ def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07,
     """Fused SupCon; same contract as kernels.reference.supcon."""
     T.check_inputs("supcon", x)
     return _SupCon.apply(x.contiguous(), _labels(labels, x.shape[0], "supcon"), float(temperature),
-                         Tiling(block_m, block_n, block_k, splits))
+                         T.Tiling(block_m, block_n, block_k, splits))
 
 
 def label_contrastive(anchors: torch.Tensor, x: torch.Tensor, labels: torch.Tensor, *,
@@ -284,4 +262,4 @@ def label_contrastive(anchors: torch.Tensor, x: torch.Tensor, labels: torch.Tens
     labels = _labels(labels, x.shape[0], "label_contrastive")
     anchor_labels = torch.arange(anchors.shape[0], dtype=labels.dtype, device=labels.device)
     return _LabelContrastive.apply(anchors.to(x.dtype).contiguous(), x.contiguous(), labels, anchor_labels,
-                                   float(temperature), Tiling(block_m, block_n, block_k, splits))
+                                   float(temperature), T.Tiling(block_m, block_n, block_k, splits))
