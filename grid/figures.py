@@ -112,7 +112,7 @@ def confusion_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
     fig, axes = plt.subplots(1, len(COMPARED), figsize=(4.2 * len(COMPARED), 4))
     for ax, variant in zip(axes, COMPARED):
         ax.set_title(f"{_label(variant)} / {BACKBONE_LABELS.get(backbone, backbone)}"
-                     f" ({folds.get(variant, 0)} folds summed)", fontsize=9)
+                     f" ({folds.get(variant, 0)} fold{'' if folds.get(variant) == 1 else 's'} summed)", fontsize=9)
         if variant not in summed:
             ax.text(0.5, 0.5, "no finished trials", ha="center", va="center")
             ax.set_axis_off()

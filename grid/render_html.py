@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from grid.render import figure_list, title
+from grid.render import title
 from grid.report import Report, Section
 from grid.report_cells import MISSING, NOT_REPORTED, UNDEFINED
 
@@ -29,7 +29,7 @@ _CSS = """
 :root { color-scheme: light; }
 body { margin: 0; color: #1f2328; background: #fff;
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1280px; margin: 0 auto; padding: 24px 32px 64px; }
+main { max-width: 1440px; margin: 0 auto; padding: 20px 24px 64px; }
 h1 { font-size: 1.6rem; margin: 0 0 .4rem; }
 h2 { font-size: 1.3rem; margin: 2.2rem 0 .6rem; padding-bottom: .25rem; border-bottom: 1px solid #d0d7de; }
 h3 { font-size: 1.08rem; margin: 1.8rem 0 .5rem; }
@@ -48,8 +48,10 @@ dl.protocol dt { font-weight: 600; }
 dl.protocol dd { margin: 0; }
 .setting-label { margin: -.2rem 0 1rem; }
 .table-wrap { overflow-x: auto; margin: .4rem 0 .6rem; }
-table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { border-bottom: 1px solid #d8dee4; padding: 4px 9px; text-align: left; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 12.5px; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid #d8dee4; padding: 3px 7px; text-align: left; vertical-align: top; }
+th, td.num { white-space: nowrap; }
+td { max-width: 30rem; }
 thead th { background: #f6f8fa; border-bottom: 2px solid #afb8c1; vertical-align: bottom; }
 th.num, td.num { text-align: right; }
 tbody tr:nth-child(even) { background: #fafbfc; }
@@ -82,8 +84,8 @@ def inline(text: str) -> str:
 
 
 def _is_numeric_column(cells: list[str]) -> bool:
-    values = [c for c in cells if c not in _MARKERS]
-    return bool(values) and all(_NUMERIC.fullmatch(c) for c in values)
+    """Numbers and markers only (a p-value column may hold only MISSING), and not all empty."""
+    return any(cells) and all(c in _MARKERS or _NUMERIC.fullmatch(c) for c in cells)
 
 
 def table_html(headers: list[str], rows: list[list[str]]) -> str:
@@ -170,9 +172,9 @@ def _layout(page: _Page) -> None:
     page.open(1, "notes", "Notes")
     unplaced = [f.note for f in report.figures if id(f) not in page.placed]
     page.body.append("<ul>" + "".join(f"<li>{inline(n)}</li>" for n in report.notes + unplaced) + "</ul>")
-    if report.figures:
-        page.body.append('<p class="note">Figures are embedded in this file; the same PNGs are in the report '
-                         "folder. Figure log: " + "; ".join(inline(line) for line in figure_list(report)) + ".</p>")
+    if page.placed:
+        page.body.append('<p class="note">The figures are embedded in this file; the same PNGs are in the '
+                         "report folder.</p>")
     page.body.append("</section>")
 
 
