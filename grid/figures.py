@@ -24,11 +24,11 @@ LOSS_TERMS: tuple[str, ...] = (
 COMPARED: tuple[str, ...] = ("emo_only", "hcld")  # the decoupling made visible: without vs with HCLD
 MAX_POINTS = 1500  # per projection panel; enough to see clusters, cheap to draw
 # What each kind of figure shows; grid.report.SECTIONS places kinds beside the tables they explain.
+_VERSUS = " vs ".join(VARIANT_LABELS.get(v, v) for v in COMPARED)
 CAPTIONS: dict[str, str] = {
-    "confusion": "Emotion confusion matrices, EMO-only vs HCLD (row-normalised recall; counts in brackets; "
-                 "folds summed)",
+    "confusion": f"Emotion confusion matrices, {_VERSUS} (row-normalised recall; counts in brackets; folds summed)",
     "curves": "Training loss terms per variant, mean over folds",
-    "projection": "PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, EMO-only vs HCLD",
+    "projection": f"PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, {_VERSUS}",
 }
 
 

@@ -16,8 +16,8 @@ from grid.report_tables import ACCURACIES, PROBES
 MISSING = "—"  # no finished fold for this cell
 NOT_REPORTED = "-"  # the paper prints "-"
 UNDEFINED = "n/a"  # finished, but the metric is undefined (NaN) or a std of one value
-MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, "
-                  f"`{UNDEFINED}` undefined (NaN metric, or std of a single fold); [n=k]: metric defined on k folds only")
+MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, `{UNDEFINED}` "
+                  "undefined (NaN metric, or std of a single fold); [n=k]: metric defined on k folds only")
 METRIC_TITLES = {"emo_wa": "Emo WA", "emo_ua": "Emo UA", "spk_wa": "Spk WA", "spk_ua": "Spk UA"}
 
 Rows = tuple[list[str], list[list[str]]]
