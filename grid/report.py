@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Callable
 
 import polars as pl
 
+from grid import report_settings as sweep_settings
 from grid import store
 from grid.report_cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
 from grid.report_protocol import Protocol, build_protocol
+from grid.report_sensitivity import sensitivity_rows, sensitivity_table
 from grid.report_tables import ablation_table, comparison_table, probe_table, significance_table
 from hcld.errors import DataError
 
@@ -95,6 +97,14 @@ SECTIONS: tuple[Section, ...] = (
             build=lambda r: significance_table(r.trials, r.settings), rows=significance_rows,
             note="Paired t-test and Wilcoxon signed-rank (scipy, two-sided) over folds where both variants "
                  "finished; d_z = mean Δ / sample std of Δ (ddof=1). Fewer than 3 pairs: no p-value."),
+    Section("sensitivity", "Sensitivity: does HCLD help under each setting (reading of the paper)?",
+            build=lambda r: sensitivity_table(r.trials, r.settings), rows=sensitivity_rows,
+            note="Per setting and backbone: HCLD's emotion UA minus each control's, in percentage points, "
+                 "paired on fold (t-test and Wilcoxon signed-rank, two-sided; with 5 folds the smallest "
+                 "possible Wilcoxon p is 0.0625), and the speaker probe on X_e (lower = less speaker "
+                 "information in the emotion embedding). A control that does not read a swept setting "
+                 "(EMO-only: trunk, temperature) is the same trials in every setting.",
+            per_setting=False),
     Section("probes", "Decoupling probes (linear probes on frozen test embeddings)",
             build=lambda r: probe_table(r.trials, r.tables["table2"]), rows=probe_rows,
             note="Speaker probe on X_e: lower means less speaker information left in the emotion embedding.",
@@ -171,18 +181,27 @@ def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def assign_settings(outcomes: pl.DataFrame) -> pl.DataFrame:
-    """Add the `setting` label that every table and figure groups by.
+    """Add the `setting` label that every table and figure groups by: the SETTING_FIELDS columns,
+    then the swept config keys (grid.report_settings). A trial that does not read a swept key
+    belongs to every setting that agrees on the keys it reads: it gets one row per setting.
 
-    Consumers only filter on `setting` and loop over `setting_order`, so a trial may belong to
-    several settings (one row per setting it belongs to) and everything downstream still holds."""
+    Consumers only filter on `setting` and loop over `setting_order`, so everything downstream
+    holds with such repeated trials (the protocol counts trials by id)."""
     def value(columns: tuple[str, ...]) -> pl.Expr:
         present = [pl.col(c).cast(pl.String) for c in columns if c in outcomes.columns]
         return pl.coalesce(*present, pl.lit("?"))
 
-    setting = pl.concat_str(
+    base = pl.concat_str(
         [pl.lit(f"{name}=") + value(columns) for name, columns in SETTING_FIELDS.items()], separator=" "
     )
-    return outcomes.with_columns(setting=setting)
+    trials = [sweep_settings.read_config(text) for text in outcomes["config_json"].to_list()]
+    keys = [k for k in sweep_settings.swept_keys(trials) if k not in SETTING_FIELDS]
+    swept = [[(" " + sweep_settings.label(c)) if keys else "" for c in combos]
+             for combos in sweep_settings.memberships(trials, keys)]
+    return (outcomes.with_columns(setting=base, _swept=pl.Series(swept, dtype=pl.List(pl.String)))
+            .explode("_swept")
+            .with_columns(setting=pl.col("setting") + pl.col("_swept"))
+            .drop("_swept"))
 
 
 def setting_order(trials: pl.DataFrame) -> list[str]:

@@ -390,7 +390,7 @@ def test_cli_prints_markdown_and_writes_formats(tmp_path):
     assert "## Table II" in result.output and "| HCLD | CNN | 4/5 | 1 | 0 | 75.00 ± 4.08 |" in result.output
     out = tmp_path / "g" / "report"
     assert sorted(p.name for p in out.iterdir()) == [
-        "probes.csv", "report.md", "significance.csv", "table1.csv", "table2.csv"]
+        "probes.csv", "report.md", "sensitivity.csv", "significance.csv", "table1.csv", "table2.csv"]
     assert not list(out.glob("*.png"))
 
 

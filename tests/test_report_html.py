@@ -114,11 +114,11 @@ def test_page_shows_every_table_and_figure_of_the_markdown_report(tmp_path):
     # Contents: every section, each link resolving to its section.
     toc = root.all("nav")[0]
     anchors = [a.attrs["href"][1:] for a in toc.all("a")]
-    assert anchors == ["protocol", "table1", "table2", "significance", "probes", "notes"]
+    assert anchors == ["protocol", "table1", "sensitivity", "table2", "significance", "probes", "notes"]
     assert all(root.by_id(a).tag == "section" for a in anchors)
 
     # As many tables as the Markdown report, each with a header and body.
-    assert len(root.all("table")) == md.count("\n|---") == 4
+    assert len(root.all("table")) == md.count("\n|---") == 5
     assert all(table.all("thead") and table.all("tbody") for table in root.all("table"))
 
     # Every figure the Markdown lists as written is embedded (the same bytes), beside its table.

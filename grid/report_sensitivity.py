@@ -1,0 +1,72 @@
+"""The sensitivity table: does HCLD help under each reading (setting) of the paper, per backbone?
+
+One row per setting and backbone: HCLD's emotion UA minus that of each control (EMO-only, the
+multi-task model without a decoupling term, orth), paired on fold with a t-test and a Wilcoxon
+signed-rank test (grid.stats), and the speaker probe on X_e of HCLD and of EMO-only (lower = less
+speaker information in the emotion embedding: what decoupling is for).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from grid.report_cells import MISSING, Rows, fmt_num, fmt_p
+from grid.report_tables import backbones_of, fold_means, pair_on_fold
+from grid.stats import paired_test
+
+CONTROLS: tuple[str, ...] = ("emo_only", "multitask", "orth")
+CONTROL_TITLES = {"emo_only": "EMO-only", "multitask": "multitask", "orth": "orth"}
+PROBE = "probe_spk_from_xe"
+
+
+def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
+    per_fold = fold_means(df, ("emo_ua", PROBE))
+    rows = []
+    for s in settings:
+        in_setting = per_fold.filter(pl.col("setting") == s)
+        with_hcld = set(in_setting.filter(pl.col("variant") == "hcld")["row_backbone"].to_list())
+        for b in [b for b in backbones_of(in_setting) if b in with_hcld]:
+            row: dict = {"setting": s, "backbone": b}
+            for control in CONTROLS:
+                pairs = pair_on_fold(per_fold, s, b, "hcld", control)
+                t = paired_test(*_percent(pairs, "emo_ua")) if pairs is not None else None
+                row |= {f"n_{control}": t.n if t else 0,
+                        f"diff_{control}": t.mean_diff if t else None,
+                        f"t_p_{control}": t.t_p if t else None,
+                        f"wilcoxon_p_{control}": t.wilcoxon_p if t else None}
+            for variant in ("hcld", "emo_only"):
+                cell = in_setting.filter((pl.col("row_backbone") == b) & (pl.col("variant") == variant))
+                row[f"probe_{variant}"] = cell[PROBE].mean() * 100 if cell[PROBE].count() else None
+            rows.append(row)
+    schema = {"setting": pl.String, "backbone": pl.String}
+    for control in CONTROLS:
+        schema |= {f"n_{control}": pl.Int64, f"diff_{control}": pl.Float64, f"t_p_{control}": pl.Float64,
+                   f"wilcoxon_p_{control}": pl.Float64}
+    schema |= {"probe_hcld": pl.Float64, "probe_emo_only": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _percent(pairs: pl.DataFrame, metric: str):
+    return (pairs[metric].fill_null(float("nan")).to_numpy() * 100,
+            pairs[f"{metric}_b"].fill_null(float("nan")).to_numpy() * 100)
+
+
+def sensitivity_rows(t: pl.DataFrame) -> Rows:
+    from grid import paper
+
+    headers = ["Setting", "Backbone"]
+    for control in CONTROLS:
+        title = CONTROL_TITLES[control]
+        headers += [f"HCLD − {title} UA (pp)", "t p", "Wilcoxon p"]
+    headers += ["spk probe on X_e: HCLD (%)", "EMO-only (%)"]
+    full = max((n for c in CONTROLS for n in t[f"n_{c}"].to_list()), default=0)
+    rows = []
+    for r in t.iter_rows(named=True):
+        row = [r["setting"], paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"])]
+        for control in CONTROLS:
+            n = r[f"n_{control}"]
+            diff = fmt_num(r[f"diff_{control}"], "{:+.2f}") + (f" [n={n}]" if n and n < full else "")
+            row += [diff if n else MISSING, fmt_p(r[f"t_p_{control}"]), fmt_p(r[f"wilcoxon_p_{control}"])]
+        row += [fmt_num(r["probe_hcld"]), fmt_num(r["probe_emo_only"])]
+        rows.append(row)
+    return headers, rows

@@ -1,0 +1,126 @@
+"""Reports of swept grids: settings from the trials' configs, never pooled; the sensitivity table."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from grid import report as R
+from grid import store
+from grid.render import render_markdown
+from grid.report_settings import WILDCARD, memberships, read_config, swept_keys
+from hcld.config import TrialConfig
+
+
+def keys_of(*configs: TrialConfig):
+    return [read_config(c.to_json()) for c in configs]
+
+
+def test_swept_keys_are_the_fields_that_differ_where_they_are_read():
+    trials = keys_of(
+        TrialConfig(variant="emo_only"),  # default temperature, but it does not read it
+        TrialConfig(variant="hcld", temperature=0.2, trunk="separate"),
+        TrialConfig(variant="hcld", temperature=0.5, trunk="shared"),
+        TrialConfig(variant="hcld", temperature=0.5, trunk="shared", backbone="lstm", threads=3),
+    )
+    assert swept_keys(trials) == ["trunk", "temperature"]  # not backbone (a row), not threads
+    assert swept_keys(keys_of(TrialConfig(variant="emo_only", temperature=0.1), TrialConfig(variant="emo_only"))) == []
+
+
+def test_a_trial_that_does_not_read_a_key_serves_every_value_of_it():
+    trials = keys_of(
+        TrialConfig(variant="emo_only"),
+        TrialConfig(variant="multitask", trunk="separate"),
+        TrialConfig(variant="hcld", temperature=0.2, trunk="separate"),
+        TrialConfig(variant="hcld", temperature=0.5, trunk="separate"),
+        TrialConfig(variant="hcld", temperature=0.5, trunk="shared"),
+    )
+    keys = swept_keys(trials)
+    got = memberships(trials, keys)
+    settings = [{"trunk": "separate", "temperature": 0.2}, {"trunk": "separate", "temperature": 0.5},
+                {"trunk": "shared", "temperature": 0.5}]
+    assert got[0] == settings  # emo_only: every setting
+    assert got[1] == settings[:2]  # multitask reads the trunk only
+    assert got[2] == [settings[0]] and got[4] == [settings[2]]
+
+
+def test_a_trial_matching_no_complete_setting_is_kept_with_a_wildcard():
+    trials = keys_of(TrialConfig(variant="multitask", trunk="separate"),
+                     TrialConfig(variant="hcld", trunk="shared", temperature=0.2),
+                     TrialConfig(variant="hcld", trunk="shared", temperature=0.5))
+    got = memberships(trials, swept_keys(trials))
+    assert got[0] == [{"trunk": "separate", "temperature": WILDCARD}]
+
+
+def test_configs_written_before_the_trunk_existed_read_as_separate_encoders():
+    old = TrialConfig(variant="hcld").to_dict()
+    del old["trunk"], old["reduction"]
+    import json
+
+    keys = read_config(json.dumps(old))
+    assert keys.values["trunk"] == "separate" and keys.values["reduction"] == "mean"
+    assert read_config("not json").values == {}
+
+
+# -- through the report -------------------------------------------------------------------------
+
+
+def row(variant, backbone, fold, emo_ua, probe=0.3, **config):
+    c = TrialConfig(variant=variant, backbone=backbone, epochs=3, **config)
+    from hcld.losses.variants import canonical
+
+    c = canonical(c)
+    tid = f"{c.to_json()}-{fold}"
+    return {**dict.fromkeys(store.SCHEMA.names),
+            "trial_id": str(abs(hash(tid))), "grid": "g", "backbone": backbone, "variant": variant, "trunk": c.trunk,
+            "fold_scheme": "random5", "fold": fold, "features": "fbank", "corpus": "synthetic", "epochs": 3,
+            "seed": 0, "loss_impl_requested": "torch", "loss_impl": "torch", "status": "done",
+            "emo_wa": emo_ua, "emo_ua": emo_ua, "spk_wa": 0.5, "spk_ua": 0.5, "probe_spk_from_xe": probe,
+            "probe_emo_from_xs": 0.3, "reported_epoch": 3, "seconds": 1.0, "code_version": "v",
+            "finished_at": "2026-01-01T00:00:00", "attempts": 1, "config_json": c.to_json(), "data_key": "dk",
+            "artifacts": "trials/x"}
+
+
+@pytest.fixture
+def swept_report(tmp_path):
+    rows = []
+    for fold in range(5):
+        rows.append(row("emo_only", "cnn", fold, 0.50 + 0.01 * fold, probe=0.40))
+        for t, gain in ((0.07, -0.10), (0.5, 0.02 + 0.001 * fold)):
+            rows.append(row("hcld", "cnn", fold, 0.50 + 0.01 * fold + gain, probe=0.20, temperature=t))
+    (tmp_path / "g").mkdir()
+    pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp_path / "g" / "trials.parquet")
+    return R.build_report(tmp_path, "g", read_artifacts=False)
+
+
+def test_two_settings_render_both_and_keep_their_folds_apart(swept_report):
+    rep = swept_report
+    assert len(rep.settings) == 2 and all("temperature=" in s for s in rep.settings)
+    t2 = rep.tables["table2"]
+    for s, expected in zip(sorted(rep.settings), (0.07, 0.5)):  # labels sort by value here
+        hcld = t2.filter((pl.col("setting") == s) & (pl.col("variant") == "hcld") & (pl.col("backbone") == "cnn"))
+        emo = t2.filter((pl.col("setting") == s) & (pl.col("variant") == "emo_only") & (pl.col("backbone") == "cnn"))
+        assert hcld["n_done"].item() == 5 and emo["n_done"].item() == 5  # 5 folds, not 10: no pooling
+        base = sum(0.50 + 0.01 * f for f in range(5)) / 5
+        want = base - 0.10 if expected == 0.07 else base + 0.022
+        assert hcld["emo_ua_mean"].item() == pytest.approx(want * 100)
+        assert emo["emo_ua_mean"].item() == pytest.approx(base * 100)  # the one emo_only serves both
+    text = render_markdown(rep)
+    for s in rep.settings:
+        assert s in text
+
+
+def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
+    table = swept_report.tables["sensitivity"]
+    assert table.height == 2
+    by_t = {("0.07" in s.split("temperature=")[1][:4]): r for s, r in
+            zip(table["setting"].to_list(), table.iter_rows(named=True))}
+    cold, warm = by_t[True], by_t[False]
+    assert cold["diff_emo_only"] == pytest.approx(-10.0) and cold["n_emo_only"] == 5
+    assert warm["diff_emo_only"] == pytest.approx(2.2)
+    assert warm["t_p_emo_only"] < 1e-3  # the gains 2.0 .. 2.4 pp are consistent across folds
+    assert cold["n_multitask"] == 0 and cold["diff_multitask"] is None  # not in this grid
+    assert cold["probe_hcld"] == pytest.approx(20.0) and cold["probe_emo_only"] == pytest.approx(40.0)
+    assert not math.isnan(warm["wilcoxon_p_emo_only"])
