@@ -6,6 +6,12 @@ After every epoch the test fold is evaluated (curves); the reported epoch is the
 selection rule, so the test fold never chooses anything). After training, linear probes on frozen
 embeddings measure decoupling (hcld.metrics). Seeded: bit-for-bit repeatable on CPU (same torch,
 same thread count); on CUDA, cuDNN and atomic reductions may differ in the last bits.
+
+GPU path: features come from `hcld.placement` (resident on the device when they fit, the same fp32
+batches either way); the epoch's batch rows and all labels go to the device once, and the loss
+values of every step stay there until the epoch ends (one read-back per epoch, no per-step host
+sync from this loop), where a non-finite value fails the trial naming its first batch and term.
+`precision="bf16"` autocasts the model's forward; the losses run in fp32 on its outputs.
 """
 
 from __future__ import annotations

@@ -5,15 +5,16 @@ import click
 
 @click.group()
 def bench() -> None:
-    """Benchmarks (kernels, training epochs, grid scheduling overhead)."""
+    """Benchmarks (kernels, training epochs, training-step split, grid scheduling overhead)."""
 
 
 def _register() -> None:
-    from grid.commands import bench_epochs, bench_kernels, bench_scheduler
+    from grid.commands import bench_epochs, bench_kernels, bench_scheduler, bench_steps
 
     bench.add_command(bench_kernels.kernels)
     bench.add_command(bench_epochs.epochs)
     bench.add_command(bench_scheduler.scheduler)
+    bench.add_command(bench_steps.steps)
 
 
 _register()
