@@ -14,6 +14,11 @@ NORM_EPS = 1e-8  # F.normalize's floor on ||x||: a zero vector normalises to zer
 ICLD_NEGATIVE_FORMS = ("text", "printed")
 
 
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """Compute in fp32, or in fp64 for fp64 inputs (the high-precision reference of the GPU tests)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def _mean_over(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` where `mask` holds; 0 (with a gradient path) when the mask is empty."""
     count = mask.sum()
@@ -41,12 +46,12 @@ def icld(
     """
     if negative not in ICLD_NEGATIVE_FORMS:
         raise ValueError(f"icld negative form must be one of {ICLD_NEGATIVE_FORMS}, got {negative!r}")
-    ze = F.normalize(xe.float(), dim=1, eps=NORM_EPS)
-    zs = F.normalize(xs.float(), dim=1, eps=NORM_EPS)
+    ze = F.normalize(_wide(xe), dim=1, eps=NORM_EPS)
+    zs = F.normalize(_wide(xs), dim=1, eps=NORM_EPS)
     same_spk = speaker[:, None] == speaker[None, :]
     same_emo = emotion[:, None] == emotion[None, :]
-    positive = (same_spk & ~same_emo).float()
-    negative_mask = (~same_spk & same_emo).float()
+    positive = (same_spk & ~same_emo).to(ze.dtype)
+    negative_mask = (~same_spk & same_emo).to(ze.dtype)
     cos_e = ze @ ze.T
     cos_s = zs @ zs.T
     l_pos = _mean_over((1.0 - cos_e).pow(2), positive)
@@ -64,7 +69,7 @@ def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07) 
     independent of the batch size, as in Khosla et al.'s code). 0 when no anchor has a positive.
     """
     n = x.shape[0]
-    z = F.normalize(x.float(), dim=1, eps=NORM_EPS)
+    z = F.normalize(_wide(x), dim=1, eps=NORM_EPS)
     logits = (z @ z.T) / temperature
     self_mask = torch.eye(n, dtype=torch.bool, device=x.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
@@ -75,7 +80,7 @@ def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07) 
     pos_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
     has_pos = n_pos > 0
     per_anchor = -pos_log_prob / n_pos.clamp(min=1)
-    return _mean_over(per_anchor, has_pos.float())
+    return _mean_over(per_anchor, has_pos.to(per_anchor.dtype))
 
 
 def label_contrastive(
@@ -90,8 +95,8 @@ def label_contrastive(
     class c's term appears |P(c)| times: L = sum_c |P(c)| l_c / N = mean over samples of the term of
     their class. (The anchor is a label vector, not a sample, so no self-pair is excluded.)
     """
-    a = F.normalize(anchors.float(), dim=1, eps=NORM_EPS)
-    z = F.normalize(x.float(), dim=1, eps=NORM_EPS)
+    a = F.normalize(_wide(anchors), dim=1, eps=NORM_EPS)
+    z = F.normalize(_wide(x), dim=1, eps=NORM_EPS)
     logits = (a @ z.T) / temperature  # [C, N]
     log_norm = torch.logsumexp(logits, dim=1)  # [C]
     own = logits.gather(0, labels.view(1, -1)).squeeze(0)  # [N]: E_{label i} . x_i / tau

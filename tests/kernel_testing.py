@@ -7,7 +7,9 @@ import os
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-GRAD_TOL = {torch.float32: 2e-5, torch.float16: 3e-3, torch.bfloat16: 3e-2}
+# relative to the largest gradient entry. Half precision: the gradient weights stay fp32, so what is
+# left is the output's own rounding (fp16 2^-11, bf16 2^-8 of an entry) and the cosines' fp32 sums
+GRAD_TOL = {torch.float32: 2e-5, torch.float16: 1e-3, torch.bfloat16: 1e-2}
 SMALL_TILES = dict(block_m=16, block_n=16, block_k=16)
 
 

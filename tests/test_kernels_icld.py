@@ -2,11 +2,9 @@
 
 Small tiles (16) with N and D that are not multiples of them exercise several tiles, the ragged
 edge and column slices. Tolerances relative to the largest reference gradient entry: fp32 2e-5,
-fp16 3e-3, bf16 3e-2 (the backward rounds the hinge weights and normalised vectors to the input
-dtype for the tensor-core dot), plus 1e-7 absolute; losses agree to 1e-4 relative.
+fp16 1e-3, bf16 1e-2 (the output's rounding; the hinge weights stay fp32), plus 1e-7 absolute;
+losses agree to 1e-4 relative.
 """
-
-import os
 
 import pytest
 import torch
@@ -127,22 +125,6 @@ def test_icld_rejects_bad_arguments():
         triton_icld.icld(x, x, torch.arange(5), torch.arange(5), negative="both")
     with pytest.raises(ValueError, match="must agree on N"):
         triton_icld.icld(x, x[:4], torch.arange(5), torch.arange(5))
-
-
-def test_kernels_compile_for_an_h100_without_spills(tmp_path):
-    """The interpreter never runs triton's GPU compiler: lower every default-tile kernel to a sm_90
-    cubin (ptxas bundled with triton) so a kernel that would not compile, or would spill, fails here."""
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env["TRITON_CACHE_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--arch", "90", "--dtype", "fp16"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    names = [line.split()[0] for line in done.stdout.splitlines()]
-    assert names == ["supcon_forward", "supcon_backward", "icld_forward_text", "icld_backward_text",
-                     "normalize_backward", "supcon_finalize", "lcl_finalize", "icld_finalize"]
 
 
 def test_fused_memory_is_linear_in_n():

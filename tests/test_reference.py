@@ -152,3 +152,13 @@ def test_icld_rejects_unknown_negative_form():
     x = torch.randn(3, 2)
     with pytest.raises(ValueError, match="negative form"):
         reference.icld(x, x, torch.arange(3), torch.arange(3), negative="other")
+
+
+def test_reference_keeps_fp64_inputs_in_fp64():
+    """The GPU tests compare with the reference in fp64: fp64 inputs must not drop to fp32."""
+    g = torch.Generator().manual_seed(5)
+    x, a = torch.randn(12, 8, generator=g, dtype=torch.float64), torch.randn(4, 8, generator=g, dtype=torch.float64)
+    y, s = torch.randint(0, 4, (12,), generator=g), torch.randint(0, 3, (12,), generator=g)
+    for loss in (reference.supcon(x, y), reference.label_contrastive(a, x, y), reference.icld(x, x, y, s, margin=0.1)):
+        assert loss.dtype == torch.float64
+    assert float(reference.supcon(x, y)) == pytest.approx(float(reference.supcon(x.float(), y)), rel=1e-5)
