@@ -157,9 +157,20 @@ def _break_8khz(wav: Path) -> None:
     sf.write(str(wav), np.zeros(4000, dtype=np.float32), 8000, subtype="PCM_16")
 
 
+def _break_nan(wav: Path) -> None:
+    samples = np.full(16000, 0.1, dtype=np.float32)
+    samples[100] = np.nan
+    sf.write(str(wav), samples, 16000, subtype="FLOAT")
+
+
+def _break_silent(wav: Path) -> None:
+    sf.write(str(wav), np.zeros(16000, dtype=np.float32), 16000, subtype="PCM_16")
+
+
 @pytest.mark.parametrize("breaker, reason", [
     (_break_missing, "missing"), (_break_empty, "empty"), (_break_corrupt, "not a readable audio file"),
-    (_break_8khz, "8000 Hz is below 16000 Hz"),
+    (_break_8khz, "8000 Hz is below 16000 Hz"), (_break_nan, "1 NaN or infinite samples"),
+    (_break_silent, "digital silence throughout"),
 ])
 def test_bad_wav_is_skipped_with_reason_or_fatal_in_strict(tmp_path, breaker, reason):
     root = write_tree(tmp_path / "root")

@@ -40,6 +40,20 @@ def audio_info(path: Path | str) -> AudioInfo:
     return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames))
 
 
+def content_problem(path: Path | str) -> str | None:
+    """Why the samples of a readable file are unusable, or None: NaN/inf samples (float wavs) would
+    poison every feature frame, and a file of digital silence carries neither speaker nor emotion."""
+    try:
+        wave, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        return f"not a readable audio file ({err})"
+    if not np.isfinite(wave).all():
+        return f"audio holds {int((~np.isfinite(wave)).sum())} NaN or infinite samples"
+    if not wave.any():
+        return "audio is digital silence throughout (every sample is 0)"
+    return None
+
+
 def read_mono(path: Path | str, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The whole file as float32 mono at `sample_rate` (channels averaged, resampled if needed)."""
     path = Path(path)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from hcld.data.audio import audio_info
+from hcld.data.audio import audio_info, content_problem
 from hcld.errors import DataError
 from hcld.labels import EMOTIONS, IEMOCAP_LABEL_MAP, SAMPLE_RATE, SESSIONS
 
@@ -171,6 +171,10 @@ def prepare_iemocap(root: Path, out_dir: Path, *, strict: bool = False, progress
         if info.sample_rate < SAMPLE_RATE:
             problems.add(wav, f"sample rate {info.sample_rate} Hz is below {SAMPLE_RATE} Hz "
                               "(upsampling cannot restore the missing band)")
+            continue
+        bad_samples = content_problem(wav)
+        if bad_samples:
+            problems.add(wav, bad_samples)
             continue
         notes = []
         if info.channels > 1:
