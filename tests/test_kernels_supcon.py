@@ -157,7 +157,9 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
     from click.testing import CliRunner
 
     from grid.commands.bench_kernels import kernels as bench_kernels
-    from kernels import bench
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
 
     out = tmp_path / "k.csv"
     result = CliRunner().invoke(bench_kernels, ["--n", "20", "--d", "16", "--device", "cpu", "--repeats", "1",
@@ -169,13 +171,42 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
     for r in rows:
         assert r["status"] == "ok" and r["device"] == "cpu" and float(r["ms_median"]) > 0
         assert float(r["gflop"]) == pytest.approx(bench.useful_flops(r["loss"], 20, 16) / 1e9)
+        executed = 1.5 if r["impl"] == "fused" else 1.0
+        assert float(r["executed_gflop"]) == pytest.approx(executed * float(r["gflop"]))
+        assert r["precision"] == "ieee"
         assert r["ran"] == ("triton-interpreter" if r["impl"] == "fused" else "torch")
         assert float(r["speedup_vs_eager"]) > 0
     assert {float(r["speedup_vs_eager"]) for r in rows if r["impl"] == "eager"} == {1.0}
+    # every fused cell is checked against eager's loss and gradients on the same inputs
+    assert all(float(r["max_grad_err"]) < 1e-4 and float(r["loss_err"]) < 1e-4 for r in rows if r["impl"] == "fused")
+
+
+def test_bench_flags_a_fused_value_that_differs_from_eager(monkeypatch):
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
+    real = bench.loss_fn
+    monkeypatch.setattr(bench, "loss_fn", lambda loss, impl, *a: (lambda *t: 1.01 * real(loss, "eager", *a)(*t))
+                        if impl == "fused" else real(loss, impl, *a))
+    cfg = bench.BenchConfig(device="cpu", losses=("supcon",), impls=("eager", "fused"), ns=(12,), ds=(8,),
+                            repeats=1, warmup=0)
+    rows = bench.run_benchmark(cfg)
+    assert rows[0]["status"] == "ok" and rows[1]["status"].startswith("mismatch")
+    assert rows[1]["loss_err"] == pytest.approx(0.01, rel=1e-3)
+
+
+def test_bench_refuses_a_cuda_run_under_the_interpreter():
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET is set"):
+        bench.run_benchmark(bench.BenchConfig(device="cuda", losses=("supcon",), ns=(8,), ds=(8,)))
 
 
 def test_bench_records_out_of_memory_and_goes_on(monkeypatch):
-    from kernels import bench
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
 
     def no_memory(loss, n, *args):
         if n > 16:
@@ -192,11 +223,14 @@ def test_bench_records_out_of_memory_and_goes_on(monkeypatch):
 
 
 def test_bench_peak_table_matches_device_names():
-    from kernels import bench
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
 
     assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "fp32") == pytest.approx(66.9)
     assert bench.peak_tflops("NVIDIA H100 PCIe", "bf16") == pytest.approx(756.0)
     assert bench.peak_tflops("NVIDIA H200", "tf32") == pytest.approx(494.7)
+    assert bench.peak_tflops("NVIDIA H100 NVL", "bf16") == pytest.approx(835.5)  # not the SXM figure
     assert bench.peak_tflops("cpu", "fp32") is None
 
 

@@ -1,11 +1,16 @@
 """Forward+backward benchmark of the pairwise losses: fused Triton vs eager PyTorch vs torch.compile.
 
 For every (loss, N, D, dtype) the eager reference runs first in the same process, so speed-up and
-memory ratios compare like with like. Time is the median over repeats (CUDA events on a GPU,
-perf_counter on CPU), memory is torch.cuda.max_memory_allocated over one forward+backward
-(inputs included), and FLOP/s counts the useful work of the loss (the cosine Gram matrices and the
-gradient products, see `useful_flops`), the same count for every implementation.
-An out-of-memory is caught and recorded as status "oom". Imports only torch (and triton lazily).
+memory ratios compare like with like; in fp16/bf16 eager runs under autocast in that dtype (a
+dtype-matched baseline, not fp32 math). Every other implementation's loss and gradients are checked
+against eager's on the same inputs (`max_grad_err`; status "mismatch" beyond the dtype's tolerance).
+Time is the median over repeats (CUDA events on a GPU, perf_counter on CPU); a sample times
+`calls_per_sample` back-to-back calls so that small N measures the kernels, not launch gaps from an
+idle GPU. Memory is torch.cuda.max_memory_allocated over one separate forward+backward (inputs
+included). FLOP/s counts the useful work of the loss (`useful_flops`, the same for every impl);
+`executed_gflop` is what the implementation executes (the fused backward recomputes the cosines).
+The matmul precision is pinned (TF32 on or off for eager and fused alike, from
+kernels._tiles.FP32_DOT_PRECISION) and recorded. An out-of-memory is caught and recorded as "oom".
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from kernels import dispatch, reference
+from kernels import _tiles, dispatch, reference
 
 LOSSES = ("icld", "supcon", "lcl")
 IMPLS = ("eager", "compiled", "fused")
@@ -31,11 +36,13 @@ PAPER_DS = (256, 768)
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 N_EMOTIONS, N_SPEAKERS, N_ANCHORS = 4, 10, 4  # IEMOCAP: 4 classes, 10 speakers; LCL: one anchor per class
 
-# Dense peak TFLOP/s by device-name fragment (first match wins, so specific names come first).
-# "fp32" is the CUDA-core rate: the fused kernels multiply fp32 inputs exactly (no TF32), as the
-# eager reference does under PyTorch's default matmul precision. fp16/bf16 are tensor-core rates.
+# Dense peak TFLOP/s by device-name fragment (first match wins, so specific names come first):
+# NVIDIA's datasheet figures, halved where they are quoted with sparsity. "fp32" is the CUDA-core
+# rate (exact fp32 dots), "tf32" the tensor-core rate used when FP32_DOT_PRECISION = "tf32".
 PEAK_TFLOPS = (
     ("H100 PCIe", {"fp32": 51.2, "tf32": 378.0, "fp16": 756.0, "bf16": 756.0}),
+    ("H100 NVL", {"fp32": 60.0, "tf32": 417.5, "fp16": 835.5, "bf16": 835.5}),
+    ("H200 NVL", {"fp32": 60.0, "tf32": 417.5, "fp16": 835.5, "bf16": 835.5}),
     ("H100", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4}),  # SXM
     ("H200", {"fp32": 66.9, "tf32": 494.7, "fp16": 989.4, "bf16": 989.4}),
     ("A100", {"fp32": 19.5, "tf32": 156.0, "fp16": 312.0, "bf16": 312.0}),
@@ -43,9 +50,12 @@ PEAK_TFLOPS = (
     ("L4", {"fp32": 30.3, "tf32": 60.0, "fp16": 121.0, "bf16": 121.0}),
 )
 
-COLUMNS = ("device", "loss", "impl", "ran", "n", "d", "dtype", "status", "ms_median", "ms_min", "repeats",
-           "peak_mem_mib", "gflop", "tflops", "peak_tflops", "peak_frac", "speedup_vs_eager",
-           "mem_vs_eager", "torch", "triton")
+COLUMNS = ("device", "loss", "impl", "ran", "n", "d", "dtype", "precision", "status", "ms_median", "ms_min",
+           "repeats", "calls_per_sample", "peak_mem_mib", "gflop", "executed_gflop", "tflops", "peak_tflops",
+           "peak_frac", "speedup_vs_eager", "mem_vs_eager", "loss_err", "max_grad_err", "torch", "triton")
+# fused/compiled vs eager on the same inputs, relative to eager's loss / largest gradient entry
+CHECK_TOL = {"fp32": 1e-4, "tf32": 2e-2, "fp16": 5e-3, "bf16": 3e-2}
+SMALL_N = 4096  # below this a sample is several back-to-back calls
 
 
 @dataclass
@@ -74,6 +84,7 @@ def device_slug(device: str) -> str:
 
 
 def peak_tflops(name: str, dtype: str) -> float | None:
+    """dtype: fp32 (CUDA cores), tf32, fp16 or bf16."""
     for fragment, peaks in PEAK_TFLOPS:
         if fragment.lower() in name.lower():
             return peaks[dtype]
@@ -84,12 +95,30 @@ def useful_flops(loss: str, n: int, d: int) -> float:
     """Multiply-adds x2 of the Gram products a loss needs: forward cosines (2 N^2 D per embedding)
     plus the gradient product G = W Z (2 N^2 D per embedding). ICLD has two embeddings; LCL is
     rectangular (anchors x N) with two gradient products (anchors and samples). The fused backward
-    recomputes the cosines, so it executes 1.5x this count."""
+    recomputes the cosines, so it executes 1.5x this count (executed_flops)."""
     if loss == "icld":
         return 2 * 4.0 * n * n * d
     if loss == "supcon":
         return 4.0 * n * n * d
     return 6.0 * N_ANCHORS * n * d
+
+
+def executed_flops(loss: str, impl: str, n: int, d: int) -> float:
+    """What the implementation multiplies: the fused backward recomputes the forward's cosines."""
+    return useful_flops(loss, n, d) * (1.5 if impl == "fused" else 1.0)
+
+
+def precision_label(dtype: str) -> str:
+    """The dot precision a cell runs with: fp32 inputs 'ieee' or 'tf32', else the input dtype."""
+    return _tiles.FP32_DOT_PRECISION if dtype == "fp32" else dtype
+
+
+def pin_matmul_precision() -> None:
+    """Eager's fp32 matmuls use TF32 exactly when the fused kernels do, so the comparison is fair."""
+    tf32 = _tiles.FP32_DOT_PRECISION == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
 
 def make_inputs(loss: str, n: int, d: int, dtype: torch.dtype, device: str, seed: int) -> list[torch.Tensor]:
@@ -104,7 +133,20 @@ def make_inputs(loss: str, n: int, d: int, dtype: torch.dtype, device: str, seed
     return [emb(N_ANCHORS), emb(n), emotion]
 
 
-def loss_fn(loss: str, impl: str) -> Callable[..., torch.Tensor]:
+def _dtype_matched(fn, dtype: torch.dtype, device: str):
+    """The reference computes in fp32; for half inputs on a GPU run it under autocast in that dtype,
+    so the baseline's matmuls are half-precision tensor-core products like the fused kernels'."""
+    if dtype == torch.float32 or torch.device(device).type != "cuda":
+        return fn
+
+    def matched(*args):
+        with torch.autocast("cuda", dtype=dtype):
+            return fn(*args)
+
+    return matched
+
+
+def loss_fn(loss: str, impl: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Callable[..., torch.Tensor]:
     if impl == "fused":
         import kernels
 
@@ -114,6 +156,7 @@ def loss_fn(loss: str, impl: str) -> Callable[..., torch.Tensor]:
     fn = {"icld": lambda xe, xs, e, s: reference.icld(xe, xs, e, s, margin=0.2),
           "supcon": lambda x, y: reference.supcon(x, y),
           "lcl": lambda a, x, y: reference.label_contrastive(a, x, y)}[loss]
+    fn = _dtype_matched(fn, dtype, device)
     if impl != "compiled":
         return fn
     # a fresh cache per cell: the same lambda over many shapes would hit dynamo's recompile limit
@@ -125,39 +168,62 @@ def loss_fn(loss: str, impl: str) -> Callable[..., torch.Tensor]:
 def _step(fn, inputs):
     for t in inputs:
         t.grad = None
-    fn(*inputs).backward()
+    out = fn(*inputs)
+    out.backward()
+    return out
+
+
+def outputs(fn, inputs) -> tuple[float, list[torch.Tensor]]:
+    """(loss, gradients) of one call, for the value check."""
+    loss = _step(fn, inputs)
+    return float(loss.detach()), [t.grad.detach().clone() for t in inputs if t.is_floating_point()]
+
+
+def value_errors(got, want) -> tuple[float, float]:
+    """(loss relative error, largest gradient error relative to want's largest entry)."""
+    loss_err = abs(got[0] - want[0]) / max(abs(want[0]), 1e-12)
+    grad_err = max((float((g.float() - w.float()).abs().max()) / max(float(w.float().abs().max()), 1e-30)
+                    for g, w in zip(got[1], want[1])), default=0.0)
+    return loss_err, grad_err
 
 
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def time_cell(fn, inputs, device: str, cfg: BenchConfig) -> tuple[list[float], float | None]:
-    """(milliseconds per forward+backward, peak MiB or None off-GPU)."""
+def time_cell(fn, inputs, device: str, cfg: BenchConfig, calls: int = 1) -> tuple[list[float], float | None]:
+    """(milliseconds per forward+backward, peak MiB of one call or None off-GPU). Each sample times
+    `calls` back-to-back calls and divides."""
     cuda = torch.device(device).type == "cuda"
     for _ in range(cfg.warmup):
         _step(fn, inputs)
-    peak = None
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
     times: list[float] = []
     started = time.perf_counter()
     while len(times) < max(cfg.repeats, 1):
         if cuda:
+            torch.cuda.synchronize(device)
             begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             begin.record()
-            _step(fn, inputs)
+            for _ in range(calls):
+                _step(fn, inputs)
             end.record()
             end.synchronize()
-            times.append(begin.elapsed_time(end))
+            times.append(begin.elapsed_time(end) / calls)
         else:
             t0 = time.perf_counter()
-            _step(fn, inputs)
-            times.append((time.perf_counter() - t0) * 1e3)
+            for _ in range(calls):
+                _step(fn, inputs)
+            times.append((time.perf_counter() - t0) * 1e3 / calls)
         if time.perf_counter() - started > cfg.max_seconds:
             break
-    if cuda:
+    peak = None
+    if cuda:  # one call on its own: its peak, not the maximum over the repeats
+        for t in inputs:
+            t.grad = None
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        _step(fn, inputs)
+        torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     return times, peak
 
@@ -169,6 +235,11 @@ def _ran(impl: str, device: str) -> str:
 
 
 def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    if torch.device(cfg.device).type == "cuda":
+        if _tiles.interpreting():
+            raise RuntimeError("TRITON_INTERPRET is set: the fused rows would run triton's CPU interpreter on a "
+                               "GPU run and be mislabelled; unset it")
+        pin_matmul_precision()
     name = device_name(cfg.device)
     try:
         import triton
@@ -181,13 +252,15 @@ def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None
         for loss in cfg.losses:
             for d in cfg.ds:
                 for n in cfg.ns:
-                    eager = None
-                    # eager first: the ratios need it, measured in this same process
+                    eager, want = None, None
+                    # eager first: the ratios and the value check need it, measured in this same process
                     for impl in sorted(cfg.impls, key=lambda i: i != "eager"):
-                        row = _bench_one(cfg, name, loss, impl, n, d, dtype_name)
+                        row, got = _bench_one(cfg, name, loss, impl, n, d, dtype_name)
                         row.update(torch=torch.__version__, triton=triton_version)
                         if impl == "eager":
-                            eager = row
+                            eager, want = row, got
+                        elif got is not None and want is not None:
+                            _check_values(row, got, want, dtype_name)
                         _ratios(row, eager)
                         rows.append(row)
                         if on_row:
@@ -195,34 +268,47 @@ def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None
     return rows
 
 
-def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int, dtype_name: str) -> dict:
+def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int, dtype_name: str):
+    """(row, (loss, gradients) of the first call or None)."""
     ran = _ran(impl, cfg.device)
-    row = dict(device=name, loss=loss, impl=impl, ran=ran, n=n, d=d, dtype=dtype_name, status="ok")
+    row = dict(device=name, loss=loss, impl=impl, ran=ran, n=n, d=d, dtype=dtype_name,
+               precision=precision_label(dtype_name), status="ok")
     if impl == "fused" and ran == "torch":
         row["status"] = "skipped: no GPU and TRITON_INTERPRET unset"
-        return row
+        return row, None
     cuda = torch.device(cfg.device).type == "cuda"
-    inputs = None
+    calls = 10 if cuda and n < SMALL_N else 1
+    inputs = got = None
     try:
         inputs = make_inputs(loss, n, d, DTYPES[dtype_name], cfg.device, cfg.seed)
-        times, peak = time_cell(loss_fn(loss, impl), inputs, cfg.device, cfg)
+        fn = loss_fn(loss, impl, DTYPES[dtype_name], cfg.device)
+        got = outputs(fn, inputs)
+        times, peak = time_cell(fn, inputs, cfg.device, cfg, calls)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded row, the sweep goes on
         if not _is_oom(exc):
             row["status"] = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-            return row
+            return row, None
         row["status"] = "oom"
-        return row
+        return row, None
     finally:
         del inputs
         if cuda:
             torch.cuda.empty_cache()
     ms = statistics.median(times)
     flops = useful_flops(loss, n, d)
-    peak_tf = peak_tflops(name, dtype_name)
-    row.update(ms_median=ms, ms_min=min(times), repeats=len(times), peak_mem_mib=peak, gflop=flops / 1e9,
+    peak_tf = peak_tflops(name, "tf32" if row["precision"] == "tf32" else dtype_name)
+    row.update(ms_median=ms, ms_min=min(times), repeats=len(times), calls_per_sample=calls, peak_mem_mib=peak,
+               gflop=flops / 1e9, executed_gflop=executed_flops(loss, impl, n, d) / 1e9,
                tflops=flops / (ms * 1e-3) / 1e12, peak_tflops=peak_tf)
     row["peak_frac"] = row["tflops"] / peak_tf if peak_tf else None
-    return row
+    return row, got
+
+
+def _check_values(row: dict, got, want, dtype_name: str) -> None:
+    row["loss_err"], row["max_grad_err"] = value_errors(got, want)
+    tol = CHECK_TOL["tf32" if row["precision"] == "tf32" else dtype_name]
+    if row["status"] == "ok" and max(row["loss_err"], row["max_grad_err"]) > tol:
+        row["status"] = f"mismatch: differs from eager by more than {tol:g}"
 
 
 def _ratios(row: dict, eager: dict | None) -> None:
@@ -252,11 +338,11 @@ def format_row(row: dict) -> str:
     return (f"{row['loss']:<7}{row['impl']:<9}{row['dtype']:<5}{row['n']:>7}{row['d']:>6}  "
             f"{_fmt(row.get('ms_median'), 10, 3)}{_fmt(row.get('peak_mem_mib'), 11, 1)}"
             f"{_fmt(row.get('tflops'), 9, 3)}{_fmt(row.get('peak_frac'), 8, 3)}"
-            f"{_fmt(row.get('speedup_vs_eager'), 8, 2)}  {row['status']}")
+            f"{_fmt(row.get('speedup_vs_eager'), 8, 2)}{_fmt(row.get('max_grad_err'), 10, 6)}  {row['status']}")
 
 
 TABLE_HEADER = (f"{'loss':<7}{'impl':<9}{'dtype':<5}{'N':>7}{'D':>6}  {'ms':>10}{'peak MiB':>11}"
-                f"{'TFLOP/s':>9}{'of peak':>8}{'x eager':>8}  status")
+                f"{'TFLOP/s':>9}{'of peak':>8}{'x eager':>8}{'grad err':>10}  status")
 
 
 def use_interpreter_on_cpu(device: str) -> None:
