@@ -3,6 +3,7 @@
 The kill/resume test swaps the trial function for a slow fake (via $HCLD_GRID_TRIAL_FN) so the
 driver can be killed mid-grid at a known point; everything else is the product's own path."""
 
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,38 @@ def test_smoke_grid_end_to_end_then_dedupe(tmp_path, data_dir):
     assert comparable(rows(results)) == comparable(first)
     code, out = invoke(*common, "--dry-run")
     assert code == 0 and out.count(" done\n") == 2 and "0 would run" in out
+
+
+@pytest.mark.parametrize("first, then", [("ray", "local"), ("local", "ray")])
+def test_sweep_runs_under_both_executors_and_a_new_value_runs_only_new_trials(tmp_path, data_dir, first, then):
+    results = tmp_path / "results"
+    common = ["smoke", "--backbones", "cnn", "--variants", "emo_only,hcld", "--data-dir", data_dir,
+              "--results-dir", results, "--no-dashboard", "--max-failures", "0"]
+    code, out = invoke(*common, "--executor", first, "--sweep", "temperature=0.1,0.5")
+    assert code == 0, out
+    # emo_only does not read the temperature: 1 trial for it, 2 for hcld
+    assert "3 trials, 0 already done, 3 to run" in out and "3 done, 0 failed" in out
+    got = {(r["variant"], json.loads(r["config_json"])["temperature"]) for r in rows(results)}
+    assert got == {("emo_only", 0.07), ("hcld", 0.1), ("hcld", 0.5)}
+    code, out = invoke(*common, "--executor", then, "--sweep", "temperature=0.1,0.5,1.0", "--dry-run")
+    assert code == 0, out
+    assert "temperature=0.1: 2" in out and "temperature=1.0: 2" in out and "1 would run" in out
+    code, out = invoke(*common, "--executor", then, "--sweep", "temperature=0.1,0.5,1.0")
+    assert code == 0, out
+    assert "4 trials, 3 already done, 1 to run" in out and "1 done, 0 failed" in out
+
+
+def test_bad_settings_fail_at_the_door_before_any_data_work(tmp_path):
+    data = tmp_path / "data"
+    for args, message in ((["--set", "variant=nosuch"], "variant='nosuch': expected emo_only"),
+                          (["--set", "temperature=0"], "temperature=0.0: must be > 0"),
+                          (["--set", "batch_size=0"], "batch_size=0: must be >= 2"),
+                          (["--sweep", "trunk=shared,both"], "trunk='both': expected shared | separate"),
+                          (["--sweep", "nosuch=1"], "not a trial setting")):
+        result = CliRunner().invoke(run, ["smoke", "--dry-run", "--data-dir", str(data), *args])
+        assert result.exit_code == 2, result.output
+        assert message in result.output and result.output.count("error:") == 1
+    assert not data.exists()  # nothing was synthesised or extracted
 
 
 @pytest.mark.parametrize("killed_executor", ["local", "ray"])
