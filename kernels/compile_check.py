@@ -205,7 +205,7 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
                     continue  # this row has fewer candidates
                 for launch in launches(dtype, n, d, sms, target):
                     row = {"dtype": dtype, **compile_launch(launch, target, arch)}
-                    key = tuple(row[k] for k in ("name", "input", "labels", "tiles", "num_warps", "num_stages",
+                    key = tuple(row[k] for k in ("dtype", "name", "input", "labels", "tiles", "num_warps", "num_stages",
                                                  "registers"))
                     if key not in seen:
                         seen.add(key)
