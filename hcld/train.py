@@ -82,7 +82,8 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
-        rows, bounds = epoch_batches(torch.randperm(len(train_idx), generator=order_rng), train_idx, config.batch_size, device)
+        order = torch.randperm(len(train_idx), generator=order_rng)
+        rows, bounds = epoch_batches(order, train_idx, config.batch_size, device)
         log = torch.empty((len(bounds), len(present)), dtype=torch.float32, device=device)
         for batch_no, (start, stop) in enumerate(bounds):
             batch = rows[start:stop]

@@ -8,24 +8,15 @@ loading and evaluation are excluded. Rows are appended to a CSV (default results
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import click
 
-BACKBONES = ("cnn", "lstm", "transformer")
-
-
-def _backbones(_ctx, _param, value: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-    bad = [n for n in names if n not in BACKBONES]
-    if bad or not names:
-        raise click.BadParameter(f"unknown {bad}; known: {', '.join(BACKBONES)}")
-    return names
+from grid.commands.bench_steps import BACKBONES, append_csv, names_option
 
 
 @click.command(context_settings={"max_content_width": 100})
-@click.option("--backbone", "backbones", default=",".join(BACKBONES), show_default=True, callback=_backbones,
+@click.option("--backbone", "backbones", default=",".join(BACKBONES), show_default=True, callback=names_option(BACKBONES),
               metavar="LIST", help="Backbones to time, comma-separated.")
 @click.option("--device", "devices", default="auto", show_default=True,
               help="cpu, cuda, or auto (cpu, plus cuda when present). Comma-separated for several.")
@@ -69,11 +60,5 @@ def epochs(backbones, devices, steps, cuda_steps, warmup, model_size, variant, l
                        f"{row['seconds_per_epoch']:9.1f} s/epoch  ({how}; {model_size}, {variant}, "
                        f"[{batch},{frames},{dim}] x {train_utterances}; no data loading or evaluation)")
             rows.append(row)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    append_csv(out, rows)
     click.echo(f"wrote {len(rows)} row(s) to {out}")

@@ -157,7 +157,8 @@ class StepBench:
         with clock.stage("forward"), autocast(self.config.precision, self.device):
             out = self.model(x)
         with clock.stage("loss"):
-            total = weighted_total(loss_terms(out, self.emotion, self.speaker, self.config, self.weights), self.weights)
+            terms = loss_terms(out, self.emotion, self.speaker, self.config, self.weights)
+            total = weighted_total(terms, self.weights)
         with clock.stage("backward"):
             total.backward()
         with clock.stage("optimizer"):
@@ -209,21 +210,21 @@ def measure(bench: StepBench, source, features: np.ndarray, *, steps: int, warmu
         bench.load(source, bench.rows(n), clock)
     for _ in range(steps):
         bench.split_step(source, bench.rows(n), clock)
-    batches = [bench.rows(n) for _ in range(steps)]
-    t0 = time.perf_counter()
-    for rows in batches:
-        bench.loop_step(source, rows)
-    clock.sync()
-    loop = (time.perf_counter() - t0) / steps
-    batches = [bench.rows(n) for _ in range(eval_batches)]
-    t0 = time.perf_counter()
-    for rows in batches:
-        bench.eval_batch(source, rows)
-    clock.sync()
-    eval_batch = (time.perf_counter() - t0) / eval_batches
+    loop = back_to_back(lambda rows: bench.loop_step(source, rows), [bench.rows(n) for _ in range(steps)], clock)
+    eval_batch = back_to_back(lambda rows: bench.eval_batch(source, rows),
+                              [bench.rows(n) for _ in range(eval_batches)], clock)
     split = {f"{name}_s": clock.mean(name) for name in STAGES}
     return split | {"loop_step_s": loop, "eval_batch_s": eval_batch,
                     "host_syncs_per_step": count_host_syncs(bench, source, bench.rows(n))}
+
+
+def back_to_back(run, batches: list, clock: StageClock) -> float:
+    """Mean seconds per batch of `run` over `batches`, with one device sync after the last."""
+    t0 = time.perf_counter()
+    for rows in batches:
+        run(rows)
+    clock.sync()
+    return (time.perf_counter() - t0) / len(batches)
 
 
 def step_row(backbone: str, placement: str, precision: str, bench: StepBench, timing: dict, *, shape: tuple,
@@ -244,8 +245,8 @@ def step_row(backbone: str, placement: str, precision: str, bench: StepBench, ti
         "backbone": backbone, "device": describe_device(bench.device), "placement": placement,
         "precision": precision, "model_size": bench.config.model_size, "variant": bench.config.variant,
         "loss_impl": bench.config.loss_impl, "batch": bench.batch, "frames": frames, "dim": dim,
-        "feature_rows": rows, "train_utterances": n_train, "test_utterances": n_test, "steps_timed": steps, "data_batches_timed": steps + data_repeats,
-        "eval_batches_timed": eval_batches,
+        "feature_rows": rows, "train_utterances": n_train, "test_utterances": n_test, "steps_timed": steps,
+        "data_batches_timed": steps + data_repeats, "eval_batches_timed": eval_batches,
         **{k: timing[k] for k in (f"{name}_s" for name in STAGES)},
         "data_s": data, "split_step_s": split_step, "data_share": data / split_step,
         "loop_step_s": timing["loop_step_s"], "eval_batch_s": timing["eval_batch_s"],
@@ -268,12 +269,12 @@ def project_grid(rows: list[dict], trials_per_backbone: int, trials_per_gpu: flo
             for key, times in groups.items() if set(times) == set(BACKBONES)}
 
 
-def _optional_names(known: tuple[str, ...]):
-    parse = _names(known)
+def optional_names_option(known: tuple[str, ...]):
+    parse = names_option(known)
     return lambda ctx, param, value: None if value is None else parse(ctx, param, value)
 
 
-def _names(known: tuple[str, ...]):
+def names_option(known: tuple[str, ...]):
     def parse(_ctx, _param, value: str) -> tuple[str, ...]:
         names = tuple(v.strip() for v in value.split(",") if v.strip())
         bad = [n for n in names if n not in known]
@@ -285,12 +286,12 @@ def _names(known: tuple[str, ...]):
 
 @click.command(context_settings={"max_content_width": 100})
 @click.option("--backbone", "backbones", default=",".join(BACKBONES), show_default=True,
-              callback=_names(BACKBONES), metavar="LIST", help="Backbones, comma-separated.")
+              callback=names_option(BACKBONES), metavar="LIST", help="Backbones, comma-separated.")
 @click.option("--device", "devices", default="auto", show_default=True,
               help="cpu, cuda, or auto (cpu, plus cuda when present). Comma-separated for several.")
 @click.option("--placement", "placements", default=",".join(PLACEMENTS), show_default=True,
-              callback=_names(PLACEMENTS), metavar="LIST", help="Data paths to time (legacy, host, device).")
-@click.option("--precision", "precisions", default=None, callback=_optional_names(("fp32", "bf16")),
+              callback=names_option(PLACEMENTS), metavar="LIST", help="Data paths to time (legacy, host, device).")
+@click.option("--precision", "precisions", default=None, callback=optional_names_option(("fp32", "bf16")),
               metavar="LIST", help="fp32 and/or bf16 [default: fp32 on CPU, fp32,bf16 on CUDA].")
 @click.option("--steps", type=click.IntRange(min=1), default=2, show_default=True,
               help="Timed steps per cell, split and back to back each (CUDA: --cuda-steps).")
@@ -317,8 +318,8 @@ def _names(known: tuple[str, ...]):
 @click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/bench/steps.csv"),
               show_default=True, help="CSV to append rows to.")
-def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_repeats, warmup, eval_batches, rows, batch, frames,
-          dim, n_train, n_test, model_size, variant, loss_impl, grid_name, trials_per_gpu, threads, out) -> None:
+def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_repeats, warmup, eval_batches, rows,
+          batch, frames, dim, n_train, n_test, model_size, variant, loss_impl, grid_name, trials_per_gpu, threads, out) -> None:
     """Time split of one training step (data, forward, loss, backward, optimizer) and the epoch's
     evaluation per backbone, and the projected wall time of a grid."""
     import torch
@@ -356,9 +357,10 @@ def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_re
                         timing = measure(bench, source, features, steps=n_steps, warmup=warmup, eval_batches=n_eval,
                                          data_repeats=data_repeats)
                         row = step_row(backbone, placement, precision, bench, timing, shape=features.shape,
-                                       steps=n_steps, data_repeats=data_repeats, eval_batches=n_eval, n_train=n_train, n_test=n_test,
-                                       epochs=config.epochs)
+                                       steps=n_steps, data_repeats=data_repeats, eval_batches=n_eval,
+                                       n_train=n_train, n_test=n_test, epochs=config.epochs)
                         results.append(row)
+                        append_csv(out, [row])  # row by row: an interrupted run keeps what it measured
                         click.echo(_line(row))
     for (device, placement, precision), seconds in project_grid(
             results, len(grid.variants) * n_folds, trials_per_gpu).items():
@@ -366,7 +368,6 @@ def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_re
                    f"{trials_per_gpu:g} trial(s) per device: {seconds / 60:.1f} min "
                    f"({len(grid.variants) * n_folds} trials per backbone x {config.epochs} epochs, every trial "
                    f"costed as {variant})")
-    _append_csv(out, results)
     click.echo(f"wrote {len(results)} row(s) to {out}")
 
 
@@ -379,7 +380,8 @@ def _line(row: dict) -> str:
             f"eval {row['eval_epoch_s']:.1f} s/epoch, trial {row['trial_s'] / 60:.1f} min")
 
 
-def _append_csv(out: Path, rows: list[dict]) -> None:
+def append_csv(out: Path, rows: list[dict]) -> None:
+    """Append rows to a CSV, writing the header when the file is new (the bench commands' format)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
     with out.open("a", newline="") as f:
