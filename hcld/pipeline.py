@@ -96,12 +96,10 @@ def prepare_experiment(*, data_dir: Path, iemocap: Path | None = None, features:
 
     say = log or print
     data_dir = Path(data_dir)
+    name, corpus, root = _corpus(data_dir, iemocap, synth_utterances, synth_seed)
     if iemocap is None:
-        name = f"synthetic-s{synth_seed}-n{synth_utterances}"
-        corpus = f"synthetic(seed={synth_seed},n={synth_utterances})"
-        root = _synthetic_corpus(data_dir / "corpora" / name, synth_utterances, synth_seed, progress, say)
+        _synthetic_corpus(root, synth_utterances, synth_seed, progress, say)
     else:
-        name, corpus, root = "iemocap", "iemocap", Path(iemocap).resolve()
         say(f"Using IEMOCAP at {root}")
     prepared = data_dir / "prepared" / name
     manifest_path = _manifest(root, prepared, progress, say)
@@ -113,49 +111,125 @@ def prepare_experiment(*, data_dir: Path, iemocap: Path | None = None, features:
     fs = extract_features(manifest_path, features, data_dir / "features", checkpoint=hubert_checkpoint,
                           progress=progress, log=say)
     say(f"Features: {fs.key} {list(fs.shape)} in {fs.path}")
+    experiment = _experiment(corpus, features, fs, fold_scheme, fold_seed, folds, folds_path, prepared, manifest_path)
+    if not Path(experiment.labels_path).is_file():
+        _save_npz_atomic(Path(experiment.labels_path), _labels_in_row_order(fs, folds, folds_path))
+    return experiment
+
+
+def inspect_experiment(*, data_dir: Path, iemocap: Path | None = None, features: str = "fbank",
+                       hubert_checkpoint: Path | None = None, fold_scheme: str = "random5", fold_seed: int = 0,
+                       synth_utterances: int = 1000, synth_seed: int = 0) -> Experiment | list[str]:
+    """What `prepare_experiment` would return, found without synthesising, decoding audio or
+    extracting features (it reads markers, the manifest, the folds and the feature index only,
+    and writes nothing); or, when a stage is not on disk yet, the stages a real run would compute
+    first, in order. For a dry run: its trial ids need the data key, which needs the features."""
+    from hcld.data.folds import folds_filename, make_folds, read_folds
+    from hcld.data.iemocap import MANIFEST_NAME, read_manifest
+
+    data_dir = Path(data_dir)
+    name, corpus, root = _corpus(data_dir, iemocap, synth_utterances, synth_seed)
+    prepared = data_dir / "prepared" / name
+    extract = f"extract {features} features of every utterance into {data_dir / 'features'}"
+    if iemocap is None and not (root / SYNTH_MARKER).is_file():
+        return [f"write the built-in synthetic corpus ({synth_utterances} utterances) to {root}",
+                f"read its labels and wav files into {prepared / MANIFEST_NAME}", extract]
+    if not _manifest_is_current(root, prepared):
+        return [f"read the labels and wav files under {root} into {prepared / MANIFEST_NAME}", extract]
+    manifest_path = prepared / MANIFEST_NAME
+    manifest = read_manifest(manifest_path)
+    fs = _complete_feature_set(manifest, features, data_dir / "features", hubert_checkpoint)
+    if fs is None:
+        return [f"extract {features} features of the {manifest.height} utterances into {data_dir / 'features'}"]
+    folds_path = prepared / folds_filename(fold_scheme, fold_seed)
+    folds = read_folds(folds_path) if folds_path.is_file() else None
+    if folds is None or set(folds["utt_id"].to_list()) != set(manifest["utt_id"].to_list()):
+        folds = make_folds(manifest, fold_scheme, seed=fold_seed)  # in memory: cheap, written by the real run
+    return _experiment(corpus, features, fs, fold_scheme, fold_seed, folds, folds_path, prepared, manifest_path)
+
+
+def _corpus(data_dir: Path, iemocap: Path | None, synth_utterances: int, synth_seed: int) -> tuple[str, str, Path]:
+    """(folder name under prepared/, corpus label, corpus root)."""
+    if iemocap is None:
+        name = f"synthetic-s{synth_seed}-n{synth_utterances}"
+        return name, f"synthetic(seed={synth_seed},n={synth_utterances})", data_dir / "corpora" / name
+    return "iemocap", "iemocap", Path(iemocap).resolve()
+
+
+def _experiment(corpus: str, features: str, fs: FeatureSet, fold_scheme: str, fold_seed: int, folds,
+                folds_path: Path, prepared: Path, manifest_path: Path) -> Experiment:
     labels = _labels_in_row_order(fs, folds, folds_path)
     data_key = _digest([fs.key, _digest(sorted(zip(labels["utt_ids"].tolist(), labels["fold"].tolist())))])[:16]
-    labels_path = prepared / f"labels-{data_key}.npz"
-    if not labels_path.is_file():
-        _save_npz_atomic(labels_path, labels)
     return Experiment(
         corpus=corpus, features_name=features, feature_key=fs.key, fold_scheme=fold_scheme,
         n_folds=int(labels["fold"].max()) + 1, data_key=data_key,
         description=f"{corpus} corpus, {features} features, {fold_scheme} folds (seed {fold_seed})",
-        feature_path=str(fs.path), labels_path=str(labels_path), manifest_path=str(manifest_path),
-        folds_path=str(folds_path),
+        feature_path=str(fs.path), labels_path=str(prepared / f"labels-{data_key}.npz"),
+        manifest_path=str(manifest_path), folds_path=str(folds_path),
     )
 
 
-def _synthetic_corpus(out: Path, utterances: int, seed: int, progress: bool, say) -> Path:
+def _complete_feature_set(manifest, features: str, store_root: Path, checkpoint: Path | None) -> FeatureSet | None:
+    """The complete store entry `extract_features` would reuse, or None. fbank's key is computed
+    exactly (its extractor is cheap to build); a HuBERT extractor would load the model, so its
+    entry is found by what its key hashes: this manifest, the checkpoint's content, the last layer."""
+    from hcld.features import make_extractor
+    from hcld.features.hubert import file_sha256
+    from hcld.features.store import feature_key, is_complete, manifest_digest
+
+    digest = manifest_digest(manifest)
+    if features != "hubert":
+        path = Path(store_root) / feature_key(digest, features, make_extractor(features).config)
+        return FeatureSet(path) if is_complete(path) else None
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return None
+    sha = file_sha256(Path(checkpoint))
+    for meta_file in sorted(Path(store_root).glob("hubert-*/meta.json")):
+        if not is_complete(meta_file.parent):
+            continue
+        meta = json.loads(meta_file.read_text())
+        config = meta.get("config", {})
+        if (meta.get("manifest_hash") == digest and config.get("checkpoint_sha256") == sha
+                and config.get("layer") == config.get("num_layers") and config.get("norm") == "scalar"):
+            return FeatureSet(meta_file.parent)
+    return None
+
+
+def _synthetic_corpus(out: Path, utterances: int, seed: int, progress: bool, say) -> None:
     from hcld.data.synth import write_synthetic_corpus
 
     if (out / SYNTH_MARKER).is_file():
         say(f"Using the built-in synthetic corpus ({utterances} utterances, seed {seed}) at {out} "
             "(no --iemocap given; results are not comparable with the paper)")
-        return out
+        return
     say(f"Using the built-in synthetic corpus (no --iemocap given): writing {utterances} utterances, "
         f"seed {seed}, to {out}")
     if out.exists():  # an interrupted earlier write: start over
         shutil.rmtree(out)
     write_synthetic_corpus(out, utterances=utterances, seed=seed, progress=progress)
     (out / SYNTH_MARKER).write_text(json.dumps({"utterances": utterances, "seed": seed}) + "\n")
-    return out
+
+
+def _manifest_is_current(root: Path, prepared: Path) -> bool:
+    """Whether prepared/ holds the manifest of `root`, written after its marker was last reset."""
+    from hcld.data.iemocap import MANIFEST_NAME
+
+    marker, manifest = prepared / PREPARED_MARKER, prepared / MANIFEST_NAME
+    return (marker.is_file() and manifest.is_file() and json.loads(marker.read_text()).get("root") == str(root)
+            and os.path.getmtime(manifest) <= os.path.getmtime(marker))
 
 
 def _manifest(root: Path, prepared: Path, progress: bool, say) -> Path:
     from hcld.data.iemocap import MANIFEST_NAME, prepare_iemocap
 
-    marker = prepared / PREPARED_MARKER
-    manifest = prepared / MANIFEST_NAME
-    if marker.is_file() and manifest.is_file() and json.loads(marker.read_text()).get("root") == str(root) \
-            and os.path.getmtime(manifest) <= os.path.getmtime(marker):
-        return manifest
+    if _manifest_is_current(root, prepared):
+        return prepared / MANIFEST_NAME
     result = prepare_iemocap(root, prepared, progress=progress)
     counts = ", ".join(f"{e} {n}" for e, n in result.counts.items())
     say(f"Manifest: {result.total} utterances ({counts}) -> {result.manifest_path}")
     if result.skipped:
         say(f"  skipped {len(result.skipped)} file(s), e.g. {result.skipped[0][0]}: {result.skipped[0][1]}")
+    marker = prepared / PREPARED_MARKER
     marker.write_text(json.dumps({"root": str(root), "counts": result.counts, "skipped": len(result.skipped)}) + "\n")
     return result.manifest_path
 

@@ -327,15 +327,15 @@ def test_printed_reduction_sums_what_the_paper_sums_and_keeps_icld_a_mean():
     printed = loss_terms(out, emo, spk, TrialConfig(reduction="printed"), w)
     n = len(emo)
     # every label has two rows here, so SupCon's anchors are all 8 rows
-    assert anchors_with_positive(emo) == n
+    assert int(anchors_with_positive(emo)) == n
     for name, factor in (("loss_emo_ce", n), ("loss_spk_ce", n), ("loss_supcon", n), ("loss_lcl", n),
                          ("loss_icld", 1)):
         assert float(printed[name].detach()) == pytest.approx(factor * float(mean[name].detach()), rel=1e-6), name
 
 
 def test_anchors_with_positive_counts_rows_that_share_their_label():
-    assert anchors_with_positive(torch.tensor([0, 0, 1, 2, 2, 2])) == 5
-    assert anchors_with_positive(torch.tensor([0, 1, 2])) == 0
+    assert int(anchors_with_positive(torch.tensor([0, 0, 1, 2, 2, 2]))) == 5
+    assert int(anchors_with_positive(torch.tensor([0, 1, 2]))) == 0
 
 
 # -- settings a variant does not read -------------------------------------------------------------

@@ -207,3 +207,21 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_holder(tmp_path,
 def test_bad_options_are_refused_clearly(tmp_path, args, message):
     code, out = invoke("smoke", *args, "--data-dir", tmp_path / "d", "--results-dir", tmp_path)
     assert code == 2 and message in out
+
+
+def test_dry_run_does_no_data_work_and_says_what_a_run_would_compute(tmp_path, data_dir):
+    fresh = tmp_path / "data"
+    code, out = invoke("smoke", "--dry-run", "--data-dir", fresh, "--results-dir", tmp_path / "results",
+                       "--sweep", "temperature=0.1,0.5")
+    assert code == 0, out
+    assert not fresh.exists() and not (tmp_path / "results").exists()  # nothing synthesised or extracted
+    assert "write the built-in synthetic corpus (200 utterances)" in out and "extract fbank features" in out
+    assert "cnn/emo_only/fold0" in out and "temperature=*" in out and "24 trials would run" in out  # 3 x (emo_only + orth + 2 x 3 readers)
+    # With the data on disk (the module's prepared corpus) it lists ids and what is done.
+    invoke("smoke", "--executor", "local", "--backbones", "cnn", "--variants", "emo_only", "--data-dir", data_dir,
+           "--results-dir", tmp_path / "results")
+    code, out = invoke("smoke", "--dry-run", "--backbones", "cnn", "--variants", "emo_only,hcld",
+                       "--data-dir", data_dir, "--results-dir", tmp_path / "results")
+    assert code == 0, out
+    assert "(data on disk)" in out and "2 trials: 1 done, 0 given up, 1 would run" in out
+    assert "estimate: about" in out  # the done emo_only trial gives a timing for this host

@@ -174,20 +174,30 @@ def _run(o: RunOptions) -> None:
         click.echo("sweeps: " + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in plan.sweeps.items()))
     store = ResultStore(o.results_dir / o.grid, o.grid)
     if o.dry_run:
-        _dry_run(o, plan, store, _prepare(o, plan))
+        _dry_run(o, plan, store, _inspect(o, plan))
         return
     # Lock before preparing data: a refused second run should not first extract features.
     with RunLock(store.folder):
         _run_locked(o, plan, store, _prepare(o, plan))
 
 
+def _data_options(o: RunOptions, plan: GridPlan) -> dict[str, Any]:
+    return dict(data_dir=o.data_dir.absolute(), iemocap=o.iemocap, features=plan.features,
+                hubert_checkpoint=o.hubert_checkpoint, fold_scheme=plan.fold_scheme,
+                synth_utterances=plan.spec.synth_utterances)
+
+
+def _inspect(o: RunOptions, plan: GridPlan):
+    """The experiment if its data is all on disk, else the stages a real run computes first."""
+    from hcld.pipeline import inspect_experiment
+
+    return inspect_experiment(**_data_options(o, plan))
+
+
 def _prepare(o: RunOptions, plan: GridPlan):
     from hcld.pipeline import prepare_experiment
 
-    experiment = prepare_experiment(
-        data_dir=o.data_dir.absolute(), iemocap=o.iemocap, features=plan.features,
-        hubert_checkpoint=o.hubert_checkpoint, fold_scheme=plan.fold_scheme,
-        synth_utterances=plan.spec.synth_utterances, progress=True)
+    experiment = prepare_experiment(**_data_options(o, plan), progress=True)
     if experiment.n_folds != N_FOLDS[plan.fold_scheme]:
         raise HcldError(f"{experiment.description}: {experiment.n_folds} folds on disk, "
                         f"{plan.fold_scheme} has {N_FOLDS[plan.fold_scheme]}")
@@ -262,24 +272,37 @@ def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failure
 
 
 def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
+    """List what a run would do, without preparing any data (hcld.pipeline.inspect_experiment)."""
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    specs = make_specs(plan.points, experiment, store)
-    state = store.plan([s.trial_id for s in specs], o.max_failures)
-    status = {**{t: "done" for t in state.done}, **{t: "gave up" for t in state.gave_up},
-              **{t: "pending" for t in state.pending}}
-    click.echo(f"code version {code_version()}, data key {experiment.data_key}, "
-               f"{experiment.description}")
-    click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state  setting")
-    for s in specs:
-        line = (f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
-                f"{status[s.trial_id]:<8}{_swept_values(s.config, plan.sweeps)}")
-        click.echo(line.rstrip())
+    if isinstance(experiment, list):  # data not on disk yet: no data key, so no trial ids
+        click.echo("data not prepared yet; a real run would first:")
+        for stage in experiment:
+            click.echo(f"  - {stage}")
+        click.echo(f"{'trial':<32}{'epochs':>7}  setting  (trial ids follow from the data key)")
+        for p in plan.points:
+            click.echo(f"{p.label:<32}{p.config.epochs:>7}  {_swept_values(p.config, plan.sweeps)}".rstrip())
+        click.echo(f"{len(plan.points)} trials would run -> {store.path}")
+    else:
+        specs = make_specs(plan.points, experiment, store)
+        state = store.plan([s.trial_id for s in specs], o.max_failures)
+        status = {**{t: "done" for t in state.done}, **{t: "gave up" for t in state.gave_up},
+                  **{t: "pending" for t in state.pending}}
+        click.echo(f"code version {code_version()}, data key {experiment.data_key}, "
+                   f"{experiment.description} (data on disk)")
+        click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state  setting")
+        for s in specs:
+            line = (f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
+                    f"{status[s.trial_id]:<8}{_swept_values(s.config, plan.sweeps)}")
+            click.echo(line.rstrip())
+        click.echo(f"{len(specs)} trials: {len(state.done)} done, {len(state.gave_up)} given up, "
+                   f"{len(state.pending)} would run -> {store.path}")
+        estimate = _wall_estimate(store, [s for s in specs if s.trial_id in set(state.pending)], o)
+        if estimate:
+            click.echo(estimate)
     if plan.sweeps:
         click.echo("trials per setting (a trial that does not read a swept key serves every value):")
         for combo, n in grid_specs.points_per_setting(plan.points, plan.sweeps):
             click.echo(f"  {' '.join(f'{k}={v}' for k, v in combo.items())}: {n}")
-    click.echo(f"{len(specs)} trials: {len(state.done)} done, {len(state.gave_up)} given up, "
-               f"{len(state.pending)} would run -> {store.path}")
     if o.executor == "local":
         click.echo("resources: local executor, one trial at a time in this process")
     else:
@@ -288,6 +311,26 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
                    f"concurrency = cluster CPUs / {o.cpus_per_trial:g}")
     if trial_fn != "hcld":
         click.echo(f"trial function: {trial_fn} (from ${TRIAL_FN_ENV})")
+
+
+def _wall_estimate(store: ResultStore, pending, o: RunOptions) -> str | None:
+    """A rough wall time from the store's finished trials of the same backbone and epochs on this
+    host (variants differ by tens of percent at most), or None when it holds none."""
+    import socket
+    import statistics
+
+    seconds: dict[tuple, list[float]] = {}
+    for r in store.rows():
+        if r["status"] == "done" and r["host"] == socket.gethostname() and r["seconds"]:
+            seconds.setdefault((r["backbone"], r["epochs"]), []).append(r["seconds"])
+    known = [statistics.median(seconds[k]) for s in pending if (k := (s.config.backbone, s.config.epochs)) in seconds]
+    if not pending or not known:
+        return None
+    per_trial = sum(known) / len(known)
+    parallel = 1 if o.executor == "local" else max(1, int((os.cpu_count() or 1) / o.cpus_per_trial))
+    return (f"estimate: about {per_trial * len(pending) / parallel / 60:.1f} min for {len(pending)} trials "
+            f"({per_trial:.0f} s each from {len(known)} similar finished trials on this host, "
+            f"{parallel} at a time)")
 
 
 def _swept_values(config: TrialConfig, sweeps: dict[str, tuple[Any, ...]]) -> str:

@@ -39,10 +39,11 @@ def supcon_loss(
     return loss
 
 
-def anchors_with_positive(labels: torch.Tensor) -> int:
-    """How many rows share their label with at least one other row (SupCon's anchors I)."""
-    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    return int((counts[inverse] > 1).sum())
+def anchors_with_positive(labels: torch.Tensor) -> torch.Tensor:
+    """How many rows share their label with at least one other row (SupCon's anchors I), as a
+    tensor on the labels' device (no host sync)."""
+    same = labels[:, None] == labels[None, :]
+    return ((same.sum(dim=1) > 1).sum()).to(torch.float32)
 
 
 def supcon_inputs(
