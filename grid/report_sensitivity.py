@@ -60,9 +60,10 @@ def sensitivity_rows(t: pl.DataFrame) -> Rows:
         headers += [f"HCLD − {title} UA (pp)", "t p", "Wilcoxon p"]
     headers += ["spk probe on X_e: HCLD (%)", "EMO-only (%)"]
     full = max((n for c in CONTROLS for n in t[f"n_{c}"].to_list()), default=0)
+    short = distinguishing_parts(t["setting"].unique(maintain_order=True).to_list())
     rows = []
     for r in t.iter_rows(named=True):
-        row = [r["setting"], paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"])]
+        row = [short[r["setting"]], paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"])]
         for control in CONTROLS:
             n = r[f"n_{control}"]
             diff = fmt_num(r[f"diff_{control}"], "{:+.2f}") + (f" [n={n}]" if n and n < full else "")
@@ -70,3 +71,11 @@ def sensitivity_rows(t: pl.DataFrame) -> Rows:
         row += [fmt_num(r["probe_hcld"]), fmt_num(r["probe_emo_only"])]
         rows.append(row)
     return headers, rows
+
+
+def distinguishing_parts(settings: list[str]) -> dict[str, str]:
+    """Each setting label without the key=value parts every setting shares (the protocol lists
+    those), so a row shows what sets it apart: 'trunk=shared temperature=0.2'."""
+    parts = [label.split(" ") for label in settings]
+    common = set.intersection(*(set(p) for p in parts)) if len(parts) > 1 else set()
+    return {label: " ".join(x for x in p if x not in common) or label for label, p in zip(settings, parts)}

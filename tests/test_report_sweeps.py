@@ -124,3 +124,11 @@ def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
     assert cold["n_multitask"] == 0 and cold["diff_multitask"] is None  # not in this grid
     assert cold["probe_hcld"] == pytest.approx(20.0) and cold["probe_emo_only"] == pytest.approx(40.0)
     assert not math.isnan(warm["wilcoxon_p_emo_only"])
+
+
+def test_sensitivity_rows_name_settings_by_what_sets_them_apart(swept_report):
+    from grid.report_sensitivity import sensitivity_rows
+
+    headers, rows = sensitivity_rows(swept_report.tables["sensitivity"])
+    assert headers[:3] == ["Setting", "Backbone", "HCLD − EMO-only UA (pp)"]
+    assert sorted(r[0] for r in rows) == ["temperature=0.07", "temperature=0.5"]
