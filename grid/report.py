@@ -101,9 +101,10 @@ SECTIONS: tuple[Section, ...] = (
             build=lambda r: sensitivity_table(r.trials, r.settings), rows=sensitivity_rows,
             note="Per setting and backbone: HCLD's emotion UA minus each control's, in percentage points, "
                  "paired on fold (t-test and Wilcoxon signed-rank, two-sided; with 5 folds the smallest "
-                 "possible Wilcoxon p is 0.0625), and the speaker probe on X_e (lower = less speaker "
-                 "information in the emotion embedding). A control that does not read a swept setting "
-                 "(EMO-only: trunk, temperature) is the same trials in every setting.",
+                 "possible Wilcoxon p is 0.0625), and the speaker probe on X_e of HCLD and EMO-only with "
+                 "their paired difference (lower = less speaker information in the emotion embedding). "
+                 "A control that does not read a swept setting (EMO-only: trunk, temperature) is the "
+                 "same trials in every setting.",
             per_setting=False),
     Section("probes", "Decoupling probes (linear probes on frozen test embeddings)",
             build=lambda r: probe_table(r.trials, r.tables["table2"]), rows=probe_rows,

@@ -2,8 +2,9 @@
 
 One row per setting and backbone: HCLD's emotion UA minus that of each control (EMO-only, the
 multi-task model without a decoupling term, orth), paired on fold with a t-test and a Wilcoxon
-signed-rank test (grid.stats), and the speaker probe on X_e of HCLD and of EMO-only (lower = less
-speaker information in the emotion embedding: what decoupling is for).
+signed-rank test (grid.stats), and the speaker probe on X_e of HCLD and of EMO-only with their
+paired difference (lower = less speaker information in the emotion embedding: what decoupling is
+for).
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
             for variant in ("hcld", "emo_only"):
                 cell = in_setting.filter((pl.col("row_backbone") == b) & (pl.col("variant") == variant))
                 row[f"probe_{variant}"] = cell[PROBE].mean() * 100 if cell[PROBE].count() else None
+            pairs = pair_on_fold(per_fold, s, b, "hcld", "emo_only")
+            probe = paired_test(*_percent(pairs, PROBE)) if pairs is not None else None
+            row |= {"probe_diff": probe.mean_diff if probe else None, "probe_t_p": probe.t_p if probe else None}
             rows.append(row)
     schema = {"setting": pl.String, "backbone": pl.String}
     for control in CONTROLS:
         schema |= {f"n_{control}": pl.Int64, f"diff_{control}": pl.Float64, f"t_p_{control}": pl.Float64,
                    f"wilcoxon_p_{control}": pl.Float64}
-    schema |= {"probe_hcld": pl.Float64, "probe_emo_only": pl.Float64}
+    schema |= {"probe_hcld": pl.Float64, "probe_emo_only": pl.Float64, "probe_diff": pl.Float64,
+               "probe_t_p": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -58,7 +63,7 @@ def sensitivity_rows(t: pl.DataFrame) -> Rows:
     for control in CONTROLS:
         title = CONTROL_TITLES[control]
         headers += [f"HCLD − {title} UA (pp)", "t p", "Wilcoxon p"]
-    headers += ["spk probe on X_e: HCLD (%)", "EMO-only (%)"]
+    headers += ["spk probe on X_e: HCLD (%)", "EMO-only (%)", "Δ (pp)", "t p"]
     full = max((n for c in CONTROLS for n in t[f"n_{c}"].to_list()), default=0)
     short = distinguishing_parts(t["setting"].unique(maintain_order=True).to_list())
     rows = []
@@ -68,7 +73,8 @@ def sensitivity_rows(t: pl.DataFrame) -> Rows:
             n = r[f"n_{control}"]
             diff = fmt_num(r[f"diff_{control}"], "{:+.2f}") + (f" [n={n}]" if n and n < full else "")
             row += [diff if n else MISSING, fmt_p(r[f"t_p_{control}"]), fmt_p(r[f"wilcoxon_p_{control}"])]
-        row += [fmt_num(r["probe_hcld"]), fmt_num(r["probe_emo_only"])]
+        row += [fmt_num(r["probe_hcld"]), fmt_num(r["probe_emo_only"]), fmt_num(r["probe_diff"], "{:+.2f}"),
+                fmt_p(r["probe_t_p"])]
         rows.append(row)
     return headers, rows
 

@@ -123,6 +123,7 @@ def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
     assert warm["t_p_emo_only"] < 1e-3  # the gains 2.0 .. 2.4 pp are consistent across folds
     assert cold["n_multitask"] == 0 and cold["diff_multitask"] is None  # not in this grid
     assert cold["probe_hcld"] == pytest.approx(20.0) and cold["probe_emo_only"] == pytest.approx(40.0)
+    assert cold["probe_diff"] == pytest.approx(-20.0) and cold["probe_t_p"] is None  # identical differences: no test
     assert not math.isnan(warm["wilcoxon_p_emo_only"])
 
 
