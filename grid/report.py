@@ -192,17 +192,19 @@ def assign_settings(outcomes: pl.DataFrame) -> pl.DataFrame:
         present = [pl.col(c).cast(pl.String) for c in columns if c in outcomes.columns]
         return pl.coalesce(*present, pl.lit("?"))
 
-    base = pl.concat_str(
+    base = outcomes.select(pl.concat_str(
         [pl.lit(f"{name}=") + value(columns) for name, columns in SETTING_FIELDS.items()], separator=" "
-    )
-    trials = [sweep_settings.read_config(text) for text in outcomes["config_json"].to_list()]
-    keys = [k for k in sweep_settings.swept_keys(trials) if k not in SETTING_FIELDS]
-    swept = [[(" " + sweep_settings.label(c)) if keys else "" for c in combos]
-             for combos in sweep_settings.memberships(trials, keys)]
-    return (outcomes.with_columns(setting=base, _swept=pl.Series(swept, dtype=pl.List(pl.String)))
-            .explode("_swept")
-            .with_columns(setting=pl.col("setting") + pl.col("_swept"))
-            .drop("_swept"))
+    ))[:, 0].to_list()
+    configs = [sweep_settings.read_config(text) for text in outcomes["config_json"].to_list()]
+    labels: list[list[str]] = [[] for _ in base]
+    for group in dict.fromkeys(base):  # settings never cross corpus, features, folds, ...
+        rows = [i for i, b in enumerate(base) if b == group]
+        trials = [configs[i] for i in rows]
+        keys = [k for k in sweep_settings.swept_keys(trials) if k not in SETTING_FIELDS]
+        for i, combos in zip(rows, sweep_settings.memberships(trials, keys)):
+            labels[i] = [" ".join([group, sweep_settings.label(c)]).strip() for c in combos]
+    return (outcomes.with_columns(setting=pl.Series(labels, dtype=pl.List(pl.String)))
+            .explode("setting"))
 
 
 def setting_order(trials: pl.DataFrame) -> list[str]:

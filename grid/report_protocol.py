@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from grid.report_cells import MARKERS_LEGEND
+from grid.report_settings import read_config, swept_keys
 from grid.report_tables import spec_folds
 
 # Config fields that decide how the paper's ambiguous losses were read (docs: paper-notes).
@@ -59,6 +60,18 @@ def _configs(outcomes: pl.DataFrame) -> list[dict]:
     return configs
 
 
+def _swept(outcomes: pl.DataFrame) -> str:
+    """Each swept key with the values its readers took, e.g. 'trunk = separate, shared' (a trial
+    that does not read a key, like emo_only's temperature, serves every value and is not counted)."""
+    trials = [read_config(text) for text in outcomes["config_json"].to_list()]
+    keys = swept_keys(trials)
+    if not keys:
+        return "none (one setting)"
+    values = {k: sorted({repr(t.values[k]).strip("'") for t in trials if k in t.values and k not in t.unused})
+              for k in keys}
+    return "; ".join(f"{k} = {', '.join(v)}" for k, v in values.items())
+
+
 def build_protocol(raw: pl.DataFrame, outcomes: pl.DataFrame, grid: str, trials_file: Path,
                    table2: pl.DataFrame, *, read_artifacts: bool = True) -> Protocol:
     """`raw`: every attempt row; `outcomes`: one row per trial (before settings are assigned, so a
@@ -97,6 +110,7 @@ def build_protocol(raw: pl.DataFrame, outcomes: pl.DataFrame, grid: str, trials_
         ("Epochs", f"{_tally(df['epochs'].to_list())} (paper: 100); seeds: {_tally(df['seed'].to_list())}"),
         ("Optimisation", "; ".join(f"{k} {config_tally(k)}" for k in OPTIMISATION_FIELDS)),
         ("Loss interpretation (config_json)", "; ".join(f"{k} {config_tally(k)}" for k in INTERPRETATION_FIELDS)),
+        ("Swept settings", _swept(df)),
     ]
     if read_artifacts and n_done == 0:
         items.append(("As run (result.json)", "no done trials"))

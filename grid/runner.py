@@ -314,7 +314,10 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
     # at verbose=0 is silent, leaving the terminal to our Progress lines (-v restores Tune's own).
     # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS keeps Tune from adding its TensorBoard logger, which
     # costs more per trial than the rest of scheduling (bench scheduler).
-    env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    # TUNE_DISABLE_SIGINT_HANDLER: Tune would catch Ctrl-C and return from fit() as if the grid
+    # had ended; without its handler Ctrl-C raises KeyboardInterrupt here, as under the local
+    # executor, and the command exits 130 "interrupted" (one exit-code contract for both).
+    env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     saved = {k: os.environ.get(k) for k in env}

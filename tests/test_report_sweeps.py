@@ -67,15 +67,15 @@ def test_configs_written_before_the_trunk_existed_read_as_separate_encoders():
 # -- through the report -------------------------------------------------------------------------
 
 
-def row(variant, backbone, fold, emo_ua, probe=0.3, **config):
+def row(variant, backbone, fold, emo_ua, probe=0.3, fold_scheme="random5", **config):
     c = TrialConfig(variant=variant, backbone=backbone, epochs=3, **config)
     from hcld.losses.variants import canonical
 
     c = canonical(c)
-    tid = f"{c.to_json()}-{fold}"
+    tid = f"{c.to_json()}-{fold}-{fold_scheme}"
     return {**dict.fromkeys(store.SCHEMA.names),
             "trial_id": str(abs(hash(tid))), "grid": "g", "backbone": backbone, "variant": variant, "trunk": c.trunk,
-            "fold_scheme": "random5", "fold": fold, "features": "fbank", "corpus": "synthetic", "epochs": 3,
+            "fold_scheme": fold_scheme, "fold": fold, "features": "fbank", "corpus": "synthetic", "epochs": 3,
             "seed": 0, "loss_impl_requested": "torch", "loss_impl": "torch", "status": "done",
             "emo_wa": emo_ua, "emo_ua": emo_ua, "spk_wa": 0.5, "spk_ua": 0.5, "probe_spk_from_xe": probe,
             "probe_emo_from_xs": 0.3, "reported_epoch": 3, "seconds": 1.0, "code_version": "v",
@@ -110,6 +110,7 @@ def test_two_settings_render_both_and_keep_their_folds_apart(swept_report):
     text = render_markdown(rep)
     for s in rep.settings:
         assert s in text
+    assert dict(rep.protocol.items)["Swept settings"] == "temperature = 0.07, 0.5"
 
 
 def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
@@ -133,3 +134,14 @@ def test_sensitivity_rows_name_settings_by_what_sets_them_apart(swept_report):
     headers, rows = sensitivity_rows(swept_report.tables["sensitivity"])
     assert headers[:3] == ["Setting", "Backbone", "HCLD − EMO-only UA (pp)"]
     assert sorted(r[0] for r in rows) == ["temperature=0.07", "temperature=0.5"]
+
+
+def test_settings_of_one_fold_scheme_never_borrow_values_swept_only_in_another(tmp_path):
+    rows = [row("emo_only", "cnn", f, 0.5) for f in range(5)]
+    rows += [row("hcld", "cnn", f, 0.5, temperature=t) for f in range(5) for t in (0.07, 0.5)]
+    rows += [row(v, "cnn", f, 0.5, fold_scheme="loso", temperature=0.5) for f in range(5) for v in ("emo_only", "hcld")]
+    (tmp_path / "g").mkdir()
+    pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp_path / "g" / "trials.parquet")
+    settings = R.build_report(tmp_path, "g", read_artifacts=False).settings
+    loso = [s for s in settings if "fold_scheme=loso" in s]
+    assert len(settings) == 3 and len(loso) == 1  # loso ran temperature 0.5 only

@@ -216,7 +216,11 @@ def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -
     click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(state.done)} already done"
                f"{gave_up}, {len(pending)} to run -> {store.path}")
     if not pending:
-        click.echo("nothing to run: every trial of this grid is done or given up.")
+        if state.gave_up:  # the grid is not complete: same exit code as when they failed
+            click.echo(f"nothing to run, but {len(state.gave_up)} trial(s) of this grid were given up "
+                       f"(raise --max-failures to retry them).")
+            sys.exit(1)
+        click.echo("nothing to run: every trial of this grid is done.")
         return
     progress = Progress(len(pending))
     try:
