@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import hcld
 from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
+from hcld.fileio import atomic_path
 from hcld.losses.variants import uses_speaker_branch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -239,18 +240,8 @@ class ResultStore:
         if not fresh:
             return
         table = pa.concat_tables([table, pa.Table.from_pylist(fresh, schema=SCHEMA)])
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.folder, os.O_RDONLY)  # make the rename itself durable
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_path(self.path, durable=True) as tmp:
+            pq.write_table(table, tmp)
 
     def plan(self, trial_ids: list[str], max_failures: int) -> Plan:
         """Split trials into pending / done / gave-up from what the store already holds."""

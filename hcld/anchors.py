@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from hcld.errors import MissingAssetError
+from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
 
 ANCHOR_WORDS: dict[str, str] = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
@@ -93,10 +94,8 @@ def roberta_anchors(path: Path, *, cache_dir: Path | None = None) -> torch.Tenso
     else:
         vectors = _encode_words(path)
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(vectors, tmp)
-            tmp.replace(cache_file)
+            with atomic_path(cache_file) as tmp:
+                torch.save(vectors, tmp)
         except OSError:
             pass  # the cache is an optimisation: an unwritable cache dir must not fail a trial
     _memory_cache[key] = vectors

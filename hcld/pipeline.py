@@ -15,7 +15,6 @@ the memmapped features themselves, so every worker on a machine shares one page-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import numpy as np
 
 from hcld.config import TrialData
 from hcld.errors import DataError
+from hcld.fileio import atomic_path, json_hash
 from hcld.features.store import FeatureSet
 
 SYNTH_MARKER = ".complete"
@@ -159,7 +159,7 @@ def _corpus(data_dir: Path, iemocap: Path | None, synth_utterances: int, synth_s
 def _experiment(corpus: str, features: str, fs: FeatureSet, fold_scheme: str, fold_seed: int, folds,
                 folds_path: Path, prepared: Path, manifest_path: Path) -> Experiment:
     labels = _labels_in_row_order(fs, folds, folds_path)
-    data_key = _digest([fs.key, _digest(sorted(zip(labels["utt_ids"].tolist(), labels["fold"].tolist())))])[:16]
+    data_key = json_hash([fs.key, json_hash(sorted(zip(labels["utt_ids"].tolist(), labels["fold"].tolist())))])[:16]
     return Experiment(
         corpus=corpus, features_name=features, feature_key=fs.key, fold_scheme=fold_scheme,
         n_folds=int(labels["fold"].max()) + 1, data_key=data_key,
@@ -174,7 +174,7 @@ def _complete_feature_set(manifest, features: str, store_root: Path, checkpoint:
     exactly (its extractor is cheap to build); a HuBERT extractor would load the model, so its
     entry is found by what its key hashes: this manifest, the checkpoint's content, the last layer."""
     from hcld.features import make_extractor
-    from hcld.features.hubert import file_sha256
+    from hcld.fileio import file_sha256
     from hcld.features.store import feature_key, is_complete, manifest_digest
 
     digest = manifest_digest(manifest)
@@ -271,11 +271,5 @@ def _labels_in_row_order(fs: FeatureSet, folds, folds_path: Path) -> dict[str, n
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
-
-
-def _digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

@@ -17,7 +17,6 @@ sync from this loop), where a non-finite value fails the trial naming its first 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from hcld import metrics as M
 from hcld.anchors import load_label_anchors
 from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.errors import TrialFailed
+from hcld.fileio import write_json_atomic
+from hcld.threads import torch_threads
 from hcld.labels import EMOTIONS
 from hcld.losses.variants import TERM_NAMES, LossWeights, loss_terms, uses_speaker_branch, variant_weights, weighted_total
 from hcld.models import HCLDModel
@@ -45,11 +46,8 @@ def run_trial(
     on_epoch: Callable[[dict], None] | None = None,
     artifacts_dir: Path | None = None,
 ) -> TrialResult:
-    threads = torch.get_num_threads()
-    try:
+    with torch_threads(config.threads):
         return _run_trial(config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
-    finally:
-        torch.set_num_threads(threads)  # config.threads must not leak into the caller's process
 
 
 def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir) -> TrialResult:
@@ -57,7 +55,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     name = _trial_name(config, data)
     _check_inputs(config, data, name)
     device = resolve_device(config.device)
-    seed_everything(config.seed, config.threads)
+    seed_everything(config.seed)
     weights = variant_weights(config.variant)
 
     train_idx = np.asarray(data.train_idx, dtype=np.int64)
@@ -265,9 +263,7 @@ def decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers
 
 def write_artifacts(folder: Path, result: TrialResult, test_eval: dict, data: TrialData, test_idx: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "result.json.tmp"
-    tmp.write_text(json.dumps(dataclasses.asdict(result), indent=1))
-    tmp.replace(folder / "result.json")
+    write_json_atomic(folder / "result.json", dataclasses.asdict(result), indent=1)
     np.savez_compressed(
         folder / "embeddings.npz",
         xe=test_eval["xe"].astype(np.float16),
@@ -293,9 +289,7 @@ def describe_device(device: torch.device) -> str:
     return device.type
 
 
-def seed_everything(seed: int, threads: int | None = None) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
+def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
 

@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.dispatch import interpreting
 from kernels.reference import NORM_EPS
 
 # fp32 inputs: "ieee" multiplies exactly (CUDA cores), like the eager reference under PyTorch's
@@ -61,11 +62,6 @@ def config_key(dtype: torch.dtype) -> str:
     """Which CONFIGS row a dtype launches with: fp32 under TF32 compiles to other code than exact fp32."""
     name = DTYPE_NAMES[dtype]
     return "tf32" if name == "fp32" and FP32_DOT_PRECISION == "tf32" else name
-
-
-def interpreting() -> bool:
-    """True when triton runs kernels through its CPU interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def dot_options(dtype: torch.dtype) -> dict:

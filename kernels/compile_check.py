@@ -27,6 +27,8 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
+from kernels.dispatch import interpreting
+
 DTYPES = ("fp32", "fp16", "bf16")
 H100_SMS = 132
 
@@ -42,10 +44,6 @@ class Launch:
     attrs: dict
     options: object
     fn: object
-
-
-def _interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 @contextlib.contextmanager
@@ -190,7 +188,7 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
                 precision: str | None = None, all_configs: bool = False) -> list[dict]:
     """One dict per launched kernel specialisation (see compile_launch for the keys): the default
     configs, or every candidate config with all_configs."""
-    if _interpreting():
+    if interpreting():
         raise RuntimeError("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
     from triton.backends.compiler import GPUTarget
 

@@ -23,6 +23,12 @@ def resolve_impl(requested: str, device: torch.device | str) -> str:
         return "torch"
     if torch.device(device).type == "cuda":
         return "triton"
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+    if interpreting():
         return "triton-interpreter"
     return "torch"
+
+
+def interpreting() -> bool:
+    """True when triton runs kernels through its CPU interpreter (TRITON_INTERPRET=1). The one
+    reading of the variable: dispatch, tiles, compile check and benchmark all ask here."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

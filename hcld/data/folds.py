@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from hcld.data.iemocap import read_parquet_checked, write_parquet_atomic
+from hcld.fileio import read_parquet_checked, write_parquet_atomic
 from hcld.errors import DataError
 from hcld.labels import EMOTIONS, SESSIONS
 

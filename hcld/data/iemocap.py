@@ -23,7 +23,6 @@ the gap would be a spurious cue.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import polars as pl
 
 from hcld.data.audio import audio_info, content_problem
 from hcld.errors import DataError
+from hcld.fileio import file_sha256, read_parquet_checked, write_parquet_atomic
 from hcld.labels import EMOTIONS, IEMOCAP_LABEL_MAP, SAMPLE_RATE, SESSIONS
 
 MANIFEST_COLUMNS: tuple[str, ...] = (
@@ -234,33 +234,6 @@ def manifest_hash(df: pl.DataFrame) -> str:
     for utt, sha, emo, spk in df.select("utt_id", "sha256", "emotion", "speaker").sort("utt_id").iter_rows():
         h.update(f"{utt}\t{sha}\t{emo}\t{spk}\n".encode())
     return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def read_parquet_checked(path: Path, what: str, hint: str) -> pl.DataFrame:
-    """Read a parquet file of ours; a missing or damaged one is a DataError naming it and `what`."""
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found ({hint})")
-    try:
-        return pl.read_parquet(path)
-    except Exception as err:  # polars raises several exception types for a damaged file
-        raise DataError(f"{path}: not a readable parquet {what} ({err})") from err
-
-
-def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
-    """Write to a temporary file next to `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        df.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _progress(items: list, enabled: bool):

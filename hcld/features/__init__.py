@@ -28,6 +28,7 @@ import numpy as np
 
 from hcld.errors import DataError
 from hcld.labels import CLIP_SECONDS, SAMPLE_RATE
+from hcld.threads import torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -79,15 +80,9 @@ class Extractor:
     def __call__(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         import torch
 
-        previous = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                out = self._compute(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)),
-                                    torch.as_tensor(lengths, dtype=torch.long)).float().cpu().numpy()
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.threads), torch.inference_mode():
+            out = self._compute(torch.from_numpy(np.ascontiguousarray(waves, dtype=np.float32)),
+                                torch.as_tensor(lengths, dtype=torch.long)).float().cpu().numpy()
         if out.shape[1:] != (self.n_frames, self.dim):
             raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, "
                                f"expected {(self.n_frames, self.dim)}")

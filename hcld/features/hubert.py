@@ -15,7 +15,6 @@ not attend to the padding; a 7.5 s clip gives 374 frames (conv stack: 400-sample
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 
 from hcld.errors import DataError, MissingAssetError
 from hcld.features import DEFAULT_NORM, Extractor
+from hcld.fileio import file_sha256
 
 CHECKPOINT_NAME = "hubert_fairseq_base_ls960.pth"
 CHECKPOINT_URL = f"https://download.pytorch.org/torchaudio/models/{CHECKPOINT_NAME}"
@@ -45,14 +45,6 @@ def base_params() -> dict[str, Any]:
     from torchaudio.pipelines import HUBERT_BASE
 
     return dict(HUBERT_BASE._params)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_checkpoint(path: Path | None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -17,7 +17,6 @@ entry appears under its final name only through one atomic rename.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from hcld.errors import DataError
+from hcld.fileio import json_hash, write_json_atomic
 
 FEATURES_FILE = "features.f16"
 INDEX_FILE = "index.parquet"
@@ -104,7 +104,7 @@ def is_complete(path: Path) -> bool:
 
 
 def _short_hash(value: Any, n: int = 16) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:n]
+    return json_hash(value)[:n]
 
 
 def manifest_digest(manifest) -> str:
@@ -132,9 +132,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def _write_json_atomic(path: Path, value: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    write_json_atomic(path, value, indent=1, sort_keys=True)
 
 
 def _resume_point(partial: Path, record: dict[str, Any]) -> int:
