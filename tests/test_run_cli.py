@@ -5,9 +5,11 @@ driver can be killed mid-grid at a known point; everything else is the product's
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -231,3 +233,64 @@ def test_dry_run_does_no_data_work_and_says_what_a_run_would_compute(tmp_path, d
     assert code == 0, out
     assert "(data on disk)" in out and "2 trials: 1 done, 0 given up, 1 would run" in out
     assert "estimate: about" in out  # the done emo_only trial gives a timing for this host
+
+
+def test_epochs_option_shortens_a_warm_up_that_would_cover_every_epoch():
+    from grid.commands.run import RunOptions, plan_grid
+
+    def options(**changes):
+        base = dict(grid="demo", epochs=None, fold_scheme=None, features=None, backbones=None, variants=None,
+                    settings=(), sweeps=(), iemocap=None, hubert_checkpoint=None, roberta=None,
+                    data_dir=Path("data"), results_dir=Path("results"), executor="local", gpus_per_trial=None,
+                    cpus_per_trial=1.0, address=None, no_dashboard=True, max_failures=1, verbose=False,
+                    dry_run=True)
+        return RunOptions(**{**base, **changes})
+
+    def warmups(o):
+        return {(p.config.epochs, p.config.warmup_epochs) for p in plan_grid(o).points}
+
+    assert warmups(options()) == {(15, 2)}
+    assert warmups(options(epochs=2)) == {(2, 0)}  # demo's 2 warm-up epochs would leave none to train
+    assert warmups(options(epochs=3)) == {(3, 2)}
+    assert warmups(options(epochs=2, settings=("warmup_epochs=1",))) == {(2, 1)}  # an explicit --set wins
+
+
+def test_address_joins_a_running_ray_cluster(tmp_path, data_dir):
+    import socket
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = 6390 + os.getpid() % 200
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", TRIAL_FN_ENV: "test_runner:ok_trial",
+           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")])}
+    # --block keeps the head's processes in this process group: killing the group stops exactly
+    # this cluster (`ray stop` would stop every Ray on the machine). A short temp dir: Ray's unix
+    # sockets live there, and pytest's tmp_path would exceed the 107-byte socket path limit.
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", f"--temp-dir={ray_tmp}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert head.poll() is None, "ray start --head exited"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the Ray head did not open its port"
+            time.sleep(0.5)
+        # as the README says for a token-protected cluster (Ray's default): the token is the
+        # one `ray start` left in ~/.ray/auth_token
+        done = subprocess.run([*CLI, "smoke", "--backbones", "cnn", "--variants", "emo_only", "--address",
+                               f"127.0.0.1:{port}", "--data-dir", str(data_dir), "--results-dir",
+                               str(tmp_path / "results")], env={**env, "RAY_AUTH_MODE": "token"},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert f"Ray: 127.0.0.1:{port}, 1 CPU" in done.stdout  # the cluster's 1 CPU, not a new local Ray
+        assert "1 done, 0 failed" in done.stdout
+    finally:
+        try:
+            os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        head.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
