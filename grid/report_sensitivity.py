@@ -82,6 +82,8 @@ def sensitivity_rows(t: pl.DataFrame) -> Rows:
 def distinguishing_parts(settings: list[str]) -> dict[str, str]:
     """Each setting label without the key=value parts every setting shares (the protocol lists
     those), so a row shows what sets it apart: 'trunk=shared temperature=0.2'."""
+    if len(settings) == 1:
+        return {settings[0]: "the grid's one setting (see the protocol)"}
     parts = [label.split(" ") for label in settings]
-    common = set.intersection(*(set(p) for p in parts)) if len(parts) > 1 else set()
+    common = set.intersection(*(set(p) for p in parts))
     return {label: " ".join(x for x in p if x not in common) or label for label, p in zip(settings, parts)}

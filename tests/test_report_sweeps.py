@@ -134,6 +134,10 @@ def test_sensitivity_rows_name_settings_by_what_sets_them_apart(swept_report):
     headers, rows = sensitivity_rows(swept_report.tables["sensitivity"])
     assert headers[:3] == ["Setting", "Backbone", "HCLD − EMO-only UA (pp)"]
     assert sorted(r[0] for r in rows) == ["temperature=0.07", "temperature=0.5"]
+    from grid.report_sensitivity import distinguishing_parts
+
+    assert distinguishing_parts(["corpus=x temperature=0.5"]) == {
+        "corpus=x temperature=0.5": "the grid's one setting (see the protocol)"}
 
 
 def test_settings_of_one_fold_scheme_never_borrow_values_swept_only_in_another(tmp_path):
