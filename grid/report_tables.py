@@ -22,13 +22,18 @@ SIGNIFICANCE_PAIRS: tuple[tuple[str, str], ...] = (("hcld", "emo_only"), ("hcld"
 SIGNIFICANCE_METRICS: tuple[str, ...] = ("emo_wa", "emo_ua")
 
 
-def _cells(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
-    """All (setting, variant, backbone) rows to show: the paper's 15 first, then ours-only ones."""
+def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
+    """All (setting, variant, backbone) rows to show: the paper's cells first (those of the
+    variants the named grid runs: `readings` has no wo.SupCon rows to miss), then ours-only ones."""
+    from grid.specs import GRIDS
+
+    spec = GRIDS.get(grid)
+    variants = [v for v in paper.PAPER_VARIANTS if spec is None or v in spec.variants]
     rows = []
     for s in settings:
         seen = df.filter(pl.col("setting") == s).select("variant", "row_backbone").unique()
         seen_pairs = set(zip(seen["variant"].to_list(), seen["row_backbone"].to_list()))
-        order = [(v, b) for v in paper.PAPER_VARIANTS for b in paper.PAPER_BACKBONES]
+        order = [(v, b) for v in variants for b in paper.PAPER_BACKBONES]
         extra = sorted(seen_pairs - set(order))
         for rank, (v, b) in enumerate(order + extra):
             rows.append({"setting": s, "variant": v, "backbone": b, "rank": rank})
@@ -72,7 +77,7 @@ def _aggregate(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
 
 def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
     """Table II: every paper cell (and ours-only cells), our mean ± std, the paper's value, Δ."""
-    cells = _cells(df, settings)
+    cells = _cells(df, settings, grid)
     stats = _aggregate(df, ACCURACIES)
     failed = (
         df.filter(pl.col("status") == "failed")

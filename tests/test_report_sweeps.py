@@ -149,3 +149,13 @@ def test_settings_of_one_fold_scheme_never_borrow_values_swept_only_in_another(t
     settings = R.build_report(tmp_path, "g", read_artifacts=False).settings
     loso = [s for s in settings if "fold_scheme=loso" in s]
     assert len(settings) == 3 and len(loso) == 1  # loso ran temperature 0.5 only
+
+
+def test_a_named_grid_shows_only_the_paper_cells_of_the_variants_it_runs(tmp_path):
+    rows = [row(v, "cnn", f, 0.5) for v in ("emo_only", "multitask", "hcld") for f in range(5)]
+    (tmp_path / "readings").mkdir()
+    pl.DataFrame(rows, infer_schema_length=None).write_parquet(tmp_path / "readings" / "trials.parquet")
+    t2 = R.build_report(tmp_path, "readings", read_artifacts=False).tables["table2"]
+    assert set(t2["variant"].to_list()) == {"emo_only", "orth", "hcld", "multitask"}  # no wo_supcon / wo_lcl rows
+    # LSTM and Transformer of emo_only and hcld, and all of orth, 5 folds each
+    assert t2.filter(pl.col("in_paper"))["n_missing"].sum() == (2 + 2 + 3) * 5
