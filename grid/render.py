@@ -15,10 +15,6 @@ def title(report: Report) -> str:
     return f"HCLD reproduction report: grid `{report.grid}`"
 
 
-def setting_heading(report: Report, setting: str) -> str:
-    return f"Setting {report.settings.index(setting) + 1}: {setting}"
-
-
 def figure_list(report: Report) -> list[str]:
     """One line per figure note, each setting's introduced by its label when there are several."""
     lines = []

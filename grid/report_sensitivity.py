@@ -12,8 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from grid.report_cells import MISSING, Rows, fmt_num, fmt_p
-from grid.report_tables import backbones_of, fold_means, pair_on_fold
-from grid.stats import paired_test
+from grid.report_tables import backbones_of, fold_means, pair_on_fold, paired_percent
 
 CONTROLS: tuple[str, ...] = ("emo_only", "multitask", "orth")
 CONTROL_TITLES = {"emo_only": "EMO-only", "multitask": "multitask", "orth": "orth"}
@@ -30,7 +29,7 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
             row: dict = {"setting": s, "backbone": b}
             for control in CONTROLS:
                 pairs = pair_on_fold(per_fold, s, b, "hcld", control)
-                t = paired_test(*_percent(pairs, "emo_ua")) if pairs is not None else None
+                t = paired_percent(pairs, "emo_ua") if pairs is not None else None
                 row |= {f"n_{control}": t.n if t else 0,
                         f"diff_{control}": t.mean_diff if t else None,
                         f"t_p_{control}": t.t_p if t else None,
@@ -39,7 +38,7 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
                 cell = in_setting.filter((pl.col("row_backbone") == b) & (pl.col("variant") == variant))
                 row[f"probe_{variant}"] = cell[PROBE].mean() * 100 if cell[PROBE].count() else None
             pairs = pair_on_fold(per_fold, s, b, "hcld", "emo_only")
-            probe = paired_test(*_percent(pairs, PROBE)) if pairs is not None else None
+            probe = paired_percent(pairs, PROBE) if pairs is not None else None
             row |= {"probe_diff": probe.mean_diff if probe else None, "probe_t_p": probe.t_p if probe else None}
             rows.append(row)
     schema = {"setting": pl.String, "backbone": pl.String}
@@ -49,11 +48,6 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
     schema |= {"probe_hcld": pl.Float64, "probe_emo_only": pl.Float64, "probe_diff": pl.Float64,
                "probe_t_p": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
-
-
-def _percent(pairs: pl.DataFrame, metric: str):
-    return (pairs[metric].fill_null(float("nan")).to_numpy() * 100,
-            pairs[f"{metric}_b"].fill_null(float("nan")).to_numpy() * 100)
 
 
 def sensitivity_rows(t: pl.DataFrame) -> Rows:

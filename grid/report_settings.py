@@ -14,13 +14,13 @@ import dataclasses
 import json
 from typing import Any
 
+from grid.specs import WILDCARD
 from hcld.config import TrialConfig
 from hcld.errors import ConfigError
 from hcld.losses.variants import unused_settings
 
 ROW_AXES = ("backbone", "variant", "speaker_backbone")  # rows of the tables, not settings
 EXECUTION_FIELDS = ("threads", "device", "feature_placement")  # cannot change what is computed
-WILDCARD = "*"
 
 
 @dataclasses.dataclass(frozen=True)

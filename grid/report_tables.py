@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from grid import paper
-from grid.stats import paired_test
+from grid.stats import PairedTest, paired_test
 from hcld.labels import SESSIONS
 
 # The paper's Table II columns, and the decoupling probes (all columns of grid.store.METRICS).
@@ -164,6 +164,11 @@ def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b:
     return side_a.join(side_b, on="fold", suffix="_b").sort("fold")
 
 
+def paired_percent(pairs: pl.DataFrame, metric: str) -> PairedTest:
+    """grid.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
+    return paired_test(*(pairs[c].fill_null(float("nan")).to_numpy() * 100 for c in (metric, f"{metric}_b")))
+
+
 def backbones_of(df: pl.DataFrame) -> list[str]:
     """The paper's backbones in its order, then any other row_backbone seen (e.g. cnn+lstm)."""
     return list(paper.PAPER_BACKBONES) + sorted(set(df["row_backbone"].to_list()) - set(paper.PAPER_BACKBONES))
@@ -180,8 +185,7 @@ def significance_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
                 if pairs is None:
                     continue
                 for m in SIGNIFICANCE_METRICS:
-                    t = paired_test(pairs[m].fill_null(float("nan")).to_numpy() * 100,
-                                    pairs[f"{m}_b"].fill_null(float("nan")).to_numpy() * 100)
+                    t = paired_percent(pairs, m)
                     rows.append({"setting": s, "backbone": b, "comparison": f"{a_name} vs {b_name}", "metric": m,
                                  "folds": ",".join(str(f) for f in pairs["fold"].to_list()), **t.to_dict()})
     schema = {"setting": pl.String, "backbone": pl.String, "comparison": pl.String, "metric": pl.String,

@@ -20,7 +20,7 @@ from typing import Any
 
 from hcld.config import Backbone, TrialConfig, check_setting, choices, field_type_names
 from hcld.errors import ConfigError, HcldError
-from hcld.losses.variants import canonical
+from hcld.losses.variants import canonical, unused_settings
 
 BACKBONES = choices(Backbone)
 ABLATION_VARIANTS = ("emo_only", "orth", "wo_supcon", "wo_lcl", "hcld")  # the rows of Table II
@@ -89,6 +89,7 @@ def get_grid(name: str) -> GridSpec:
 # -- --set key=value and --sweep key=v1,v2 --------------------------------------------------------
 
 _FIELD_TYPES = typing.get_type_hints(TrialConfig)
+_NO_VALUE = object()  # "not parsed yet": None is a value some settings take
 
 
 def _coerce(key: str, text: str, flag: str) -> Any:
@@ -118,9 +119,6 @@ def _coerce(key: str, text: str, flag: str) -> Any:
     except ConfigError as exc:
         raise HcldError(f"{flag} {key}={text}: {exc}") from None
     return value
-
-
-_NO_VALUE = object()
 
 
 def _split_key(item: str, flag: str) -> tuple[str, str]:
@@ -208,14 +206,18 @@ def resolve(
     return list(points.values())
 
 
+WILDCARD = "*"  # a swept key the trial does not read: it serves every value
+
+
+def swept_values(config: TrialConfig, keys: typing.Iterable[str]) -> dict[str, Any]:
+    """The trial's value of each swept key, WILDCARD where it does not read the key."""
+    unused = unused_settings(config)
+    return {k: WILDCARD if k in unused else getattr(config, k) for k in keys}
+
+
 def points_per_setting(points: list[TrialPoint], sweeps: dict[str, tuple[Any, ...]]) -> list[tuple[dict, int]]:
     """[(combination, number of trials serving it)]: a trial that does not read a swept key
     serves every value of it, so the counts may add up to more than the trials."""
-    from hcld.losses.variants import unused_settings
-
-    out = []
-    for combo in setting_combinations(sweeps):
-        n = sum(1 for p in points
-                if all(k in unused_settings(p.config) or getattr(p.config, k) == v for k, v in combo.items()))
-        out.append((combo, n))
-    return out
+    own = [swept_values(p.config, sweeps) for p in points]
+    return [(combo, sum(1 for values in own if all(values[k] in (WILDCARD, v) for k, v in combo.items())))
+            for combo in setting_combinations(sweeps)]

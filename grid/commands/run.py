@@ -18,7 +18,7 @@ import click
 from grid import specs as grid_specs
 from grid.progress import Progress
 from grid.runner import TRIAL_FN_ENV, make_specs
-from grid.store import ResultStore, RunLock, code_version
+from grid.store import Plan, ResultStore, RunLock, code_version
 from hcld.config import TrialConfig, Variant, choices
 from hcld.data.folds import FOLD_SCHEMES, N_FOLDS
 from hcld.errors import HcldError
@@ -204,13 +204,29 @@ def _prepare(o: RunOptions, plan: GridPlan):
     return experiment
 
 
+@dataclass(frozen=True)
+class TrialState:
+    """The plan's trials on this data, and what the store says of each: shared by the dry run
+    and the real run."""
+
+    specs: list  # grid.runner.TrialSpec, one per trial point
+    state: Plan  # done / gave up / pending ids and attempts so far
+    pending: list  # the specs to run now, with the attempts earlier runs spent
+
+
+def trial_state(plan: GridPlan, experiment, store: ResultStore, max_failures: int) -> TrialState:
+    specs = make_specs(plan.points, experiment, store)
+    state = store.plan([s.trial_id for s in specs], max_failures)
+    todo = set(state.pending)
+    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id]) for s in specs if s.trial_id in todo]
+    return TrialState(specs, state, pending)
+
+
 def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
     grid, max_failures = o.grid, o.max_failures
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    trial_specs = make_specs(plan.points, experiment, store)
-    state = store.plan([s.trial_id for s in trial_specs], max_failures)
-    pending = [s for s in trial_specs if s.trial_id in set(state.pending)]
-    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id]) for s in pending]
+    trials = trial_state(plan, experiment, store, max_failures)
+    trial_specs, state, pending = trials.specs, trials.state, trials.pending
     gave_up = (f", {len(state.gave_up)} given up (failed {max_failures + 1}x; raise "
                f"--max-failures to retry them)" if state.gave_up else "")
     click.echo(f"grid {grid}: {len(trial_specs)} trials, {len(state.done)} already done"
@@ -284,11 +300,11 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
             click.echo(f"  - {stage}")
         click.echo(f"{'trial':<32}{'epochs':>7}  setting  (trial ids follow from the data key)")
         for p in plan.points:
-            click.echo(f"{p.label:<32}{p.config.epochs:>7}  {_swept_values(p.config, plan.sweeps)}".rstrip())
+            click.echo(f"{p.label:<32}{p.config.epochs:>7}  {_swept_label(p.config, plan.sweeps)}".rstrip())
         click.echo(f"{len(plan.points)} trials would run -> {store.path}")
     else:
-        specs = make_specs(plan.points, experiment, store)
-        state = store.plan([s.trial_id for s in specs], o.max_failures)
+        trials = trial_state(plan, experiment, store, o.max_failures)
+        specs, state = trials.specs, trials.state
         status = {**{t: "done" for t in state.done}, **{t: "gave up" for t in state.gave_up},
                   **{t: "pending" for t in state.pending}}
         click.echo(f"code version {code_version()}, data key {experiment.data_key}, "
@@ -296,11 +312,11 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
         click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state  setting")
         for s in specs:
             line = (f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
-                    f"{status[s.trial_id]:<8}{_swept_values(s.config, plan.sweeps)}")
+                    f"{status[s.trial_id]:<8}{_swept_label(s.config, plan.sweeps)}")
             click.echo(line.rstrip())
         click.echo(f"{len(specs)} trials: {len(state.done)} done, {len(state.gave_up)} given up, "
                    f"{len(state.pending)} would run -> {store.path}")
-        estimate = _wall_estimate(store, [s for s in specs if s.trial_id in set(state.pending)], o)
+        estimate = _wall_estimate(store, trials.pending, o)
         if estimate:
             click.echo(estimate)
     if plan.sweeps:
@@ -337,9 +353,6 @@ def _wall_estimate(store: ResultStore, pending, o: RunOptions) -> str | None:
             f"{parallel} at a time)")
 
 
-def _swept_values(config: TrialConfig, sweeps: dict[str, tuple[Any, ...]]) -> str:
+def _swept_label(config: TrialConfig, sweeps: dict[str, tuple[Any, ...]]) -> str:
     """'trunk=shared temperature=*' ('*': the trial does not read it and serves every value)."""
-    from hcld.losses.variants import unused_settings
-
-    unused = unused_settings(config)
-    return " ".join(f"{k}={'*' if k in unused else getattr(config, k)}" for k in sweeps)
+    return " ".join(f"{k}={v}" for k, v in grid_specs.swept_values(config, sweeps).items())
