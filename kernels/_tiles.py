@@ -39,19 +39,28 @@ class TileConfig:
     num_stages: int
 
 
-# Per input dtype (and fp32 dot precision) and pass: the default first, then the other candidates a
-# tuning run may pick. Every entry compiles for sm_90 without register spills at the launched
-# signatures (kernels.compile_check, asserted by tests/test_kernels_compile.py); none is tuned on a
-# device yet. The backward takes the wider column tile where it fits (half the gradient-slab
-# read-modify-write passes); the forward's online softmax keeps more per-row state and spills there.
-# Exact fp32 dots run on CUDA cores with operands in registers, hence the narrower fp32 tiles.
-_HALF = {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 2)),
-         "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 3))}
+# Per input dtype (and fp32 dot precision) and pass: the default first, then the other candidates
+# kernels.autotune times on a device (num_stages 2-4, wider K or N tiles, fewer warps for exact fp32).
+# Every entry compiles for sm_90 without register spills for every kernel specialisation at the
+# launched signatures (`python -m kernels.compile_check --all-configs`, asserted by
+# tests/test_kernels_compile.py); configs that spilled in any specialisation were dropped (128-row
+# forward tiles, fp32 64x64 backward at 3 stages, fp32 32x64 forward at 4 warps). The backward takes
+# the wider column tile where it fits (half the gradient-slab read-modify-write passes); the forward's
+# online softmax keeps more per-row state. Exact fp32 dots run on CUDA cores with operands in
+# registers, hence the narrower fp32 tiles. The defaults are untuned guesses until a device run.
+_HALF = {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 2),
+                     TileConfig(64, 64, 32, 8, 4), TileConfig(64, 64, 64, 8, 4)),
+         "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 64, 8, 3), TileConfig(64, 64, 32, 8, 3),
+                      TileConfig(64, 128, 32, 8, 3), TileConfig(64, 128, 64, 8, 2), TileConfig(64, 64, 32, 8, 4))}
 CONFIGS = {
-    "fp32": {"forward": (TileConfig(64, 32, 32, 8, 2), TileConfig(32, 32, 32, 4, 3)),
-             "backward": (TileConfig(64, 64, 32, 8, 2), TileConfig(64, 32, 32, 8, 2))},
-    "tf32": {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 32, 8, 2)),
-             "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 32, 8, 3))},
+    "fp32": {"forward": (TileConfig(64, 32, 32, 8, 2), TileConfig(32, 32, 32, 4, 3), TileConfig(64, 32, 32, 8, 3),
+                         TileConfig(64, 32, 32, 8, 4)),
+             "backward": (TileConfig(64, 64, 32, 8, 2), TileConfig(64, 32, 32, 8, 2), TileConfig(64, 32, 32, 8, 3),
+                          TileConfig(64, 32, 32, 8, 4))},
+    "tf32": {"forward": (TileConfig(64, 64, 32, 8, 3), TileConfig(64, 64, 32, 8, 2), TileConfig(64, 64, 32, 8, 4),
+                         TileConfig(64, 64, 64, 8, 3)),
+             "backward": (TileConfig(64, 128, 32, 8, 2), TileConfig(64, 64, 32, 8, 3), TileConfig(64, 128, 32, 8, 3),
+                          TileConfig(64, 64, 32, 8, 4))},
     "fp16": _HALF,
     "bf16": _HALF,
 }
@@ -152,6 +161,17 @@ class Tiling:
     def __init__(self, block_m=None, block_n=None, block_k=None, splits=None, num_warps=None, num_stages=None):
         self.block_m, self.block_n, self.block_k = block_m, block_n, block_k
         self.splits, self.num_warps, self.num_stages = splits, num_warps, num_stages
+
+    @property
+    def fixes_tiles(self) -> bool:
+        """Whether the caller chose a tile size, warps or stages (then kernels.autotune leaves them)."""
+        return any(v is not None for v in (self.block_m, self.block_n, self.block_k, self.num_warps,
+                                           self.num_stages))
+
+    def with_config(self, config: TileConfig) -> "Tiling":
+        """This tiling with `config`'s tiles, warps and stages (the column slices stay as given)."""
+        return Tiling(config.block_m, config.block_n, config.block_k, self.splits, config.num_warps,
+                      config.num_stages)
 
     def plan(self, m: int, n: int, d: int, dtype: torch.dtype, device: torch.device, stage: str) -> Plan:
         """stage: "forward" or "backward" (their default tiles differ)."""
@@ -258,6 +278,8 @@ def accumulate_rows(g_ptr, w, c_ptr, offs_m, offs_n, mask_m, mask_n, inv_c, D, s
         g = tl.load(g_ptrs, mask=g_mask, other=0.0)
         g = tl.dot(w, c, g, input_precision=GRAD_PRECISION)
         tl.store(g_ptrs, g, mask=g_mask)
+
+
 @triton.jit
 def _normalize_backward_kernel(g_ptr, x_ptr, dx_ptr, grad_ptr, scale_ptr, multiplier, N, D, stride_x, n_splits,
                                BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr):

@@ -12,7 +12,7 @@ The PTX is assembled by the ptxas bundled with triton, which reports registers a
                                     [--all-configs] [--n 4096] [--d 768] [--sms 132]
 
 Must run in a process where TRITON_INTERPRET is unset (the kernels are decorated at import).
-Exit status 1 if any kernel spills.
+Exit status 1 if any kernel spills or needs more shared memory than a block may have.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from kernels.dispatch import interpreting
 
 DTYPES = ("fp32", "fp16", "bf16")
 H100_SMS = 132
+# the most shared memory one block may use, by SM version (CUDA's opt-in limit; a launch above it
+# fails with OutOfResources); ptxas does not check it, so this does
+SHARED_LIMIT = {80: 166912, 86: 101376, 87: 166912, 89: 101376, 90: 232448, 100: 232448, 120: 101376}
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Launch:
     attrs: dict
     options: object
     fn: object
+    key: tuple  # equal keys compile to the same binary
 
 
 @contextlib.contextmanager
@@ -108,7 +112,7 @@ def launches(dtype: str, n: int, d: int, sms: int, target) -> list[Launch]:
             if key in seen:
                 continue
             seen.add(key)
-            out.append(Launch(name, fn.__name__, signature, constexprs, attrs, options, fn))
+            out.append(Launch(name, fn.__name__, signature, constexprs, attrs, options, fn, key))
     return out
 
 
@@ -157,20 +161,20 @@ def compile_launch(launch: Launch, target, arch: int) -> dict:
         "spill_bytes": int(re.search(r"(\d+) bytes spill stores", report).group(1)) +
                        int(re.search(r"(\d+) bytes spill loads", report).group(1)),
         "shared_bytes": kernel.metadata.shared,
+        "shared_fits": kernel.metadata.shared <= SHARED_LIMIT.get(arch, min(SHARED_LIMIT.values())),
     }
 
 
 @contextlib.contextmanager
 def _candidate(index: int, precision: str):
-    """Launch with the index-th candidate config of every CONFIGS row (the default is index 0),
-    under the given fp32 dot precision."""
+    """Launch with the index-th candidate config of every CONFIGS row (the default is index 0; a
+    row with fewer candidates keeps its last), under the given fp32 dot precision."""
     from kernels import _tiles as T
 
     saved, saved_precision = {k: dict(v) for k, v in T.CONFIGS.items()}, T.FP32_DOT_PRECISION
     T.FP32_DOT_PRECISION = precision
-    for row in T.CONFIGS.values():
-        for stage, configs in row.items():
-            row[stage] = configs[index:] + configs[:index] if index < len(configs) else ()
+    for key in T.CONFIGS:
+        T.CONFIGS[key] = {stage: (configs[min(index, len(configs) - 1)],) for stage, configs in T.CONFIGS[key].items()}
     try:
         yield
     finally:
@@ -199,15 +203,10 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
     for index in range(candidate_count() if all_configs else 1):
         for dtype in dtypes:
             with _candidate(index, precision or T.FP32_DOT_PRECISION):
-                if any(not configs for configs in T.CONFIGS[T.config_key(_torch_dtype(dtype))].values()):
-                    continue  # this row has fewer candidates
                 for launch in launches(dtype, n, d, sms, target):
-                    row = {"dtype": dtype, **compile_launch(launch, target, arch)}
-                    key = tuple(row[k] for k in ("dtype", "name", "input", "labels", "tiles", "num_warps", "num_stages",
-                                                 "registers"))
-                    if key not in seen:
-                        seen.add(key)
-                        rows.append(row)
+                    if (dtype, launch.key) not in seen:  # a row with fewer candidates repeats its last
+                        seen.add((dtype, launch.key))
+                        rows.append({"dtype": dtype, **compile_launch(launch, target, arch)})
     return rows
 
 
@@ -220,7 +219,7 @@ def _torch_dtype(name: str):
 def format_row(r: dict) -> str:
     return (f"{r['name']:<22}{r['input']:<6}{r['labels']:<5}{r['tiles']:<11}w{r['num_warps']:<2} s{r['num_stages']:<2}"
             f"{'cp.async' if r['cp_async'] else 'no-pipe':<9}regs {r['registers']:>4}  spills {r['spill_bytes']:>5} B  "
-            f"smem {r['shared_bytes']:>6} B")
+            f"smem {r['shared_bytes']:>6} B{'' if r['shared_fits'] else ' > limit'}")
 
 
 def main(argv=None) -> int:
@@ -241,7 +240,7 @@ def main(argv=None) -> int:
         print(f"{'kernel':<22}{'input':<6}{'lab':<5}{'tiles':<11}{'warps/stages/pipelining':<26}")
     for r in rows:
         print(json.dumps(r) if args.json else format_row(r))
-    return 1 if any(r["spill_bytes"] for r in rows) else 0
+    return 1 if any(r["spill_bytes"] or not r["shared_fits"] for r in rows) else 0
 
 
 if __name__ == "__main__":

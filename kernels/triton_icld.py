@@ -23,6 +23,7 @@ import triton
 import triton.language as tl
 
 from kernels import _tiles as T
+from kernels import autotune
 from kernels.reference import ICLD_NEGATIVE_FORMS
 
 
@@ -145,24 +146,30 @@ def _icld_finalize_kernel(ps_ptr, ns_ptr, pc_ptr, nc_ptr, loss_out, scale_out, t
     tl.store(scale_out + 1, (2.0 / n_neg).to(tl.float32))
 
 
-def _plan(xe, xs, tiling: T.Tiling, stage: str) -> T.Plan:
+def _plan(xe, xs, tiling: T.Tiling, printed: bool, stage: str, launch) -> T.Plan:
     n = xe.shape[0]
-    return tiling.plan(n, n, max(xe.shape[1], xs.shape[1]), xe.dtype, xe.device, stage)
+    kernel = f"icld_{'printed' if printed else 'text'}_{stage}"
+    return autotune.plan(tiling, kernel, n, n, max(xe.shape[1], xs.shape[1]), xe.dtype, xe.device, stage, launch)
 
 
 class _ICLD(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xe, xs, emotion, speaker, margin, printed, tiling):
         n = xe.shape[0]
-        plan = _plan(xe, xs, tiling, "forward")
         inv_e, inv_s = T.inverse_norms(xe), T.inverse_norms(xs)
         f32 = dict(dtype=torch.float32, device=xe.device)
         i32 = dict(dtype=torch.int32, device=xe.device)
-        ps, ns = torch.empty((plan.splits, n), **f32), torch.empty((plan.splits, n), **f32)
-        pc, nc = torch.empty((plan.splits, n), **i32), torch.empty((plan.splits, n), **i32)
-        _icld_forward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ps, ns, pc, nc, n, xe.shape[1],
-                                        xs.shape[1], xe.stride(0), xs.stride(0), margin, plan.splits,
-                                        PRINTED=printed, **plan.meta(xe.dtype))
+
+        def launch(plan: T.Plan):
+            ps, ns = torch.empty((plan.splits, n), **f32), torch.empty((plan.splits, n), **f32)
+            pc, nc = torch.empty((plan.splits, n), **i32), torch.empty((plan.splits, n), **i32)
+            _icld_forward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ps, ns, pc, nc, n, xe.shape[1],
+                                            xs.shape[1], xe.stride(0), xs.stride(0), margin, plan.splits,
+                                            PRINTED=printed, **plan.meta(xe.dtype))
+            return ps, ns, pc, nc
+
+        plan = _plan(xe, xs, tiling, printed, "forward", launch)
+        ps, ns, pc, nc = launch(plan)
         loss, scales = torch.empty((), **f32), torch.empty(2, **f32)
         _icld_finalize_kernel[(1,)](ps, ns, pc, nc, loss, scales, plan.splits * n,
                                     BLOCK=max(16, min(1024, triton.next_power_of_2(plan.splits * n))))
@@ -174,12 +181,16 @@ class _ICLD(torch.autograd.Function):
     def backward(ctx, grad):
         xe, xs, emotion, speaker, inv_e, inv_s, scales = ctx.saved_tensors
         n = xe.shape[0]
-        plan = _plan(xe, xs, ctx.tiling, "backward")
-        ge = torch.empty((plan.splits, n, xe.shape[1]), dtype=torch.float32, device=xe.device)
-        gs = torch.empty((plan.splits, n, xs.shape[1]), dtype=torch.float32, device=xe.device)
-        _icld_backward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ge, gs, n, xe.shape[1],
-                                         xs.shape[1], xe.stride(0), xs.stride(0), ctx.margin, plan.splits,
-                                         PRINTED=ctx.printed, **plan.meta(xe.dtype))
+
+        def launch(plan: T.Plan):
+            ge = torch.empty((plan.splits, n, xe.shape[1]), dtype=torch.float32, device=xe.device)
+            gs = torch.empty((plan.splits, n, xs.shape[1]), dtype=torch.float32, device=xe.device)
+            _icld_backward_kernel[plan.grid](xe, xs, emotion, speaker, inv_e, inv_s, ge, gs, n, xe.shape[1],
+                                             xs.shape[1], xe.stride(0), xs.stride(0), ctx.margin, plan.splits,
+                                             PRINTED=ctx.printed, **plan.meta(xe.dtype))
+            return ge, gs
+
+        ge, gs = launch(_plan(xe, xs, ctx.tiling, ctx.printed, "backward", launch))
         grad = grad.float()
         dxe = T.normalize_backward(ge, xe, grad, scales[0:1], 1.0)
         dxs = T.normalize_backward(gs, xs, grad, scales[1:2], 1.0)

@@ -27,6 +27,7 @@ import triton
 import triton.language as tl
 
 from kernels import _tiles as T
+from kernels import autotune
 
 
 @triton.jit
@@ -165,13 +166,19 @@ def _forward(r, c, rlab, clab, r_inv, c_inv, inv_tau, exclude_self, lcl, tiling:
     """(loss, lse, alpha, beta, scale) of R against C: two launches, no host synchronisation."""
     m, d = r.shape
     n = c.shape[0]
-    plan = tiling.plan(m, n, d, r.dtype, r.device, "forward")
     f32 = dict(dtype=torch.float32, device=r.device)
-    mx, l, s = (torch.empty((plan.splits, m), **f32) for _ in range(3))
-    cnt = torch.empty((plan.splits, m), dtype=torch.int32, device=r.device)
-    _lse_forward_kernel[plan.grid](
-        r, c, rlab, clab, r_inv, c_inv, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
-        EXCLUDE_SELF=exclude_self, **plan.meta(r.dtype))
+
+    def launch(plan: T.Plan):
+        mx, l, s = (torch.empty((plan.splits, m), **f32) for _ in range(3))
+        cnt = torch.empty((plan.splits, m), dtype=torch.int32, device=r.device)
+        _lse_forward_kernel[plan.grid](
+            r, c, rlab, clab, r_inv, c_inv, mx, l, s, cnt, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
+            EXCLUDE_SELF=exclude_self, **plan.meta(r.dtype))
+        return mx, l, s, cnt
+
+    kernel = "supcon_forward" if exclude_self else "lcl_forward"
+    plan = autotune.plan(tiling, kernel, m, n, d, r.dtype, r.device, "forward", launch)
+    mx, l, s, cnt = launch(plan)
     lse, alpha, beta = (torch.empty(m, **f32) for _ in range(3))
     loss, scale = torch.empty((), **f32), torch.empty(1, **f32)
     _lse_finalize_kernel[(1,)](mx, l, s, cnt, lse, alpha, beta, loss, scale, m, plan.splits, inv_tau, n, LCL=lcl,
@@ -183,16 +190,21 @@ def _grad_rows(r, c, rlab, clab, r_inv, c_inv, row_stats, col_stats, inv_tau, ex
     """fp32 [S, M, D] slices of sum_j W_rj z_j (see _lse_backward_kernel)."""
     m, d = r.shape
     n = c.shape[0]
-    plan = tiling.plan(m, n, d, r.dtype, r.device, "backward")
-    g = torch.empty((plan.splits, m, d), dtype=torch.float32, device=r.device)
     dummy = torch.empty(0, dtype=torch.float32, device=r.device)
     rs = row_stats or (dummy, dummy, dummy)
     cs = col_stats or (dummy, dummy, dummy)
-    _lse_backward_kernel[plan.grid](
-        r, c, rlab, clab, r_inv, c_inv, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
-        EXCLUDE_SELF=exclude_self, ROW_TERM=row_stats is not None, COL_TERM=col_stats is not None,
-        **plan.meta(r.dtype))
-    return g
+
+    def launch(plan: T.Plan):
+        g = torch.empty((plan.splits, m, d), dtype=torch.float32, device=r.device)
+        _lse_backward_kernel[plan.grid](
+            r, c, rlab, clab, r_inv, c_inv, *rs, *cs, g, m, n, d, r.stride(0), c.stride(0), inv_tau, plan.splits,
+            EXCLUDE_SELF=exclude_self, ROW_TERM=row_stats is not None, COL_TERM=col_stats is not None,
+            **plan.meta(r.dtype))
+        return g
+
+    kernel = ("supcon_backward" if exclude_self else
+              "lcl_backward_anchors" if row_stats is not None else "lcl_backward_samples")
+    return launch(autotune.plan(tiling, kernel, m, n, d, r.dtype, r.device, "backward", launch))
 
 
 class _SupCon(torch.autograd.Function):

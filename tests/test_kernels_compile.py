@@ -3,7 +3,7 @@
 The interpreter never runs triton's GPU compiler. kernels.compile_check runs the real host code of
 each loss on CPU tensors of a GPU-sized launch (N = 4096, D = stride = 768, int64 labels, 132 SMs),
 intercepts the launches and lowers them through triton's specialisation path to a cubin with the
-ptxas bundled with triton; here for every dtype with its default configs, and for TF32.
+ptxas bundled with triton; here for every dtype and every candidate config, and for TF32.
 """
 
 import json
@@ -28,13 +28,19 @@ def _compile_check(tmp_path, *args):
     return done, rows
 
 
-# the default configs of every dtype here (~20 s); `python -m kernels.compile_check --all-configs`
-# checks the tuning candidates too (~1 min, too long for every CI run)
+def _tuned(row: dict) -> tuple:
+    return row["tiles"], row["num_warps"], row["num_stages"]
+
+
+# every candidate config kernels.autotune may pick, for every dtype and both fp32 dot precisions
+# (~80 s on 2 cores: the tuner launches these on a device, so each must be spill-free)
 @pytest.mark.parametrize("precision,dtypes", [("ieee", "fp32,fp16,bf16"), ("tf32", "fp32")])
 def test_launched_kernels_compile_for_an_h100_without_spills(tmp_path, precision, dtypes):
-    done, rows = _compile_check(tmp_path, "--precision", precision, "--dtype", dtypes)
+    from kernels import _tiles as T
+
+    done, rows = _compile_check(tmp_path, "--all-configs", "--precision", precision, "--dtype", dtypes)
     assert done.returncode == 0, done.stdout + done.stderr
-    spilled = [r for r in rows if r["spill_bytes"]]
+    spilled = [r for r in rows if r["spill_bytes"] or not r["shared_fits"]]
     assert not spilled, spilled
     for dtype in dtypes.split(","):
         mine = [r for r in rows if r["dtype"] == dtype]
@@ -46,6 +52,11 @@ def test_launched_kernels_compile_for_an_h100_without_spills(tmp_path, precision
                 assert r["input"] == dtype and r["labels"] == "i64" and r["cp_async"], r
                 assert r["num_stages"] >= 2 and r["aligned_args"] >= 6, r
                 assert r["registers"] <= 255
+        # SupCon's square 4096-row launch keeps every candidate's full tiles: all of them compiled
+        key = "tf32" if precision == "tf32" else dtype
+        for stage in ("forward", "backward"):
+            want = {(f"{c.block_m}x{c.block_n}x{c.block_k}", c.num_warps, c.num_stages) for c in T.CONFIGS[key][stage]}
+            assert {_tuned(r) for r in mine if r["name"] == f"supcon_{stage}"} == want
 
 
 def test_compile_check_refuses_the_interpreter(tmp_path):
