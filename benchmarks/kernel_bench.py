@@ -10,7 +10,9 @@ idle GPU. Memory is torch.cuda.max_memory_allocated over one separate forward+ba
 included). FLOP/s counts the useful work of the loss (`useful_flops`, the same for every impl);
 `executed_gflop` is what the implementation executes (the fused backward recomputes the cosines).
 The matmul precision is pinned (TF32 on or off for eager and fused alike, from
-kernels._tiles.FP32_DOT_PRECISION) and recorded. An out-of-memory is caught and recorded as "oom".
+kernels._tiles.FP32_DOT_PRECISION) and recorded. A fused row records the tile configs it ran with
+(`tiles`: what kernels.autotune picked on the device during the cell's untimed first call, or the
+defaults). An out-of-memory is caught and recorded as "oom".
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from kernels import _tiles, dispatch, reference
+from kernels import _tiles, autotune, dispatch, reference
 
 LOSSES = ("icld", "supcon", "lcl")
 IMPLS = ("eager", "compiled", "fused")
@@ -52,7 +54,7 @@ PEAK_TFLOPS = (
 
 COLUMNS = ("device", "loss", "impl", "ran", "n", "d", "dtype", "precision", "status", "ms_median", "ms_min",
            "repeats", "calls_per_sample", "peak_mem_mib", "gflop", "executed_gflop", "tflops", "peak_tflops",
-           "peak_frac", "speedup_vs_eager", "mem_vs_eager", "loss_err", "max_grad_err", "torch", "triton")
+           "peak_frac", "speedup_vs_eager", "mem_vs_eager", "loss_err", "max_grad_err", "tiles", "torch", "triton")
 # fused/compiled vs eager on the same inputs, relative to eager's loss / largest gradient entry
 CHECK_TOL = {"fp32": 1e-4, "tf32": 2e-2, "fp16": 5e-3, "bf16": 3e-2}
 SMALL_N = 4096  # below this a sample is several back-to-back calls
@@ -228,6 +230,23 @@ def time_cell(fn, inputs, device: str, cfg: BenchConfig, calls: int = 1) -> tupl
     return times, peak
 
 
+def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> str:
+    """The tile configs a fused cell ran with: the tuned pick per kernel, or why the defaults ran."""
+    if not autotune.enabled(torch.device(device)):
+        why = f"{autotune.ENV}=0" if torch.device(device).type == "cuda" else "not tuned off a GPU"
+        return f"defaults ({why})"
+    prefix = {"icld": "icld_text_", "supcon": "supcon_", "lcl": "lcl_"}[loss]
+    bucket = _triton_next_power_of_2(n)
+    picks = sorted((key[0], autotune.describe(config)) for key, config in autotune.chosen().items()
+                   if key[0].startswith(prefix) and key[2] == _tiles.config_key(dtype) and key[5] == d
+                   and bucket in (key[3], key[4]))
+    return "; ".join(f"{kernel} {tiles}" for kernel, tiles in picks)
+
+
+def _triton_next_power_of_2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
 def _ran(impl: str, device: str) -> str:
     if impl == "fused":
         return dispatch.resolve_impl("triton", device)
@@ -301,6 +320,8 @@ def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int
                gflop=flops / 1e9, executed_gflop=executed_flops(loss, impl, n, d) / 1e9,
                tflops=flops / (ms * 1e-3) / 1e12, peak_tflops=peak_tf)
     row["peak_frac"] = row["tflops"] / peak_tf if peak_tf else None
+    if impl == "fused":
+        row["tiles"] = tiles_label(loss, n, d, DTYPES[dtype_name], cfg.device)
     return row, got
 
 

@@ -179,6 +179,31 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
     assert {float(r["speedup_vs_eager"]) for r in rows if r["impl"] == "eager"} == {1.0}
     # every fused cell is checked against eager's loss and gradients on the same inputs
     assert all(float(r["max_grad_err"]) < 1e-4 and float(r["loss_err"]) < 1e-4 for r in rows if r["impl"] == "fused")
+    assert {r["tiles"] for r in rows} == {"", "defaults (not tuned off a GPU)"}
+
+
+def test_bench_records_the_tiles_tuning_picked(monkeypatch):
+    from grid.commands.bench_kernels import load_bench
+    from kernels import _tiles as T
+    from kernels import autotune
+
+    bench = load_bench()
+    autotune.forget()
+    monkeypatch.setattr(autotune, "enabled", lambda device: True)
+    # tuning "picks" each pass's last candidate (the interpreter's timings would mean nothing)
+    monkeypatch.setattr(autotune, "_fastest", lambda tiling, m, n, d, dtype, device, stage, launch:
+                        T.CONFIGS[T.config_key(dtype)][stage][-1])
+    cfg = bench.BenchConfig(device="cpu", losses=("supcon", "lcl"), impls=("eager", "fused"), ns=(40,), ds=(24,),
+                            repeats=1, warmup=0)
+    try:
+        rows = bench.run_benchmark(cfg)
+    finally:
+        autotune.forget()
+    last = {stage: autotune.describe(T.CONFIGS["fp32"][stage][-1]) for stage in ("forward", "backward")}
+    fused = {r["loss"]: r["tiles"] for r in rows if r["impl"] == "fused"}
+    assert fused == {"supcon": f"supcon_backward {last['backward']}; supcon_forward {last['forward']}",
+                     "lcl": f"lcl_backward_anchors {last['backward']}; lcl_backward_samples {last['backward']}; "
+                            f"lcl_forward {last['forward']}"}
 
 
 def test_bench_flags_a_fused_value_that_differs_from_eager(monkeypatch):

@@ -5,13 +5,14 @@ import click
 
 @click.group()
 def bench() -> None:
-    """Benchmarks (kernels, training epochs, training-step split, grid scheduling overhead)."""
+    """Benchmarks (kernels, kernel memory, training epochs, training-step split, grid scheduling overhead)."""
 
 
 def _register() -> None:
-    from grid.commands import bench_epochs, bench_kernels, bench_scheduler, bench_steps
+    from grid.commands import bench_epochs, bench_kernels, bench_memory, bench_scheduler, bench_steps
 
     bench.add_command(bench_kernels.kernels)
+    bench.add_command(bench_memory.memory)
     bench.add_command(bench_epochs.epochs)
     bench.add_command(bench_scheduler.scheduler)
     bench.add_command(bench_steps.steps)

@@ -13,18 +13,19 @@ from pathlib import Path
 import click
 
 
-def load_bench():
-    """benchmarks.kernel_bench: the benchmarks live outside the installed packages (next to them in
-    a source checkout), so fall back to the checkout root when the package is not importable."""
+def load_bench(name: str = "kernel_bench"):
+    """benchmarks.<name>: the benchmarks live outside the installed packages (next to them in a
+    source checkout), so fall back to the checkout root when the package is not importable."""
+    import importlib
+
     try:
-        from benchmarks import kernel_bench
+        return importlib.import_module(f"benchmarks.{name}")
     except ModuleNotFoundError:
         root = Path(__file__).resolve().parents[2]
-        if not (root / "benchmarks" / "kernel_bench.py").is_file():
-            raise click.ClickException("benchmarks/kernel_bench.py not found: run from a source checkout") from None
+        if not (root / "benchmarks" / f"{name}.py").is_file():
+            raise click.ClickException(f"benchmarks/{name}.py not found: run from a source checkout") from None
         sys.path.insert(0, str(root))
-        from benchmarks import kernel_bench
-    return kernel_bench
+        return importlib.import_module(f"benchmarks.{name}")
 
 
 def _ints(_ctx, _param, value: str | None) -> tuple[int, ...] | None:

@@ -1,0 +1,55 @@
+"""Fused peak memory is never above eager's (benchmarks/memory_footprint.py, planned as on an H100).
+
+The fused host code allocates every buffer the kernels use from its launch plan; with the launches
+skipped, the profiler sees exactly those allocations. Eager runs for real. Small N here (the full grid,
+N up to 16384, is `hcld-grid bench memory`, committed in results/bench/memory.csv).
+"""
+
+import pytest
+import torch
+
+from grid.commands.bench_kernels import load_bench
+
+footprint = load_bench("memory_footprint")
+
+
+@pytest.mark.parametrize("sms", [1, 132])
+@pytest.mark.parametrize("d", [16, 768])
+@pytest.mark.parametrize("n", [32, 1024])
+@pytest.mark.parametrize("loss", ["icld", "supcon", "lcl"])
+def test_fused_peak_is_not_above_eager(loss, n, d, sms):
+    eager, fused = footprint.footprint(loss, "eager", n, d, sms), footprint.footprint(loss, "fused", n, d, sms)
+    assert 0 < fused <= eager, (eager, fused)
+
+
+def test_the_measurement_counts_the_kernels_buffers():
+    """SupCon at N = 1024, D = 768 on 132 SMs: 16 row blocks, so ceil(132 / 16) = 9 column slices,
+    capped by memory at 2N / D = 2: the backward's [2, N, D] fp32 gradient slab (6 MiB) is live
+    beside the input and its gradient (3 MiB each)."""
+    from kernels import _tiles as T
+
+    n, d = 1024, 768
+    with T.planning_for(132):
+        plan = T.Tiling().plan(n, n, d, torch.float32, torch.device("cpu"), "backward")
+    assert plan.splits == 2
+    slab = plan.splits * n * d * 4 / 2**20
+    fused = footprint.footprint("supcon", "fused", n, d, 132)
+    assert fused >= slab + 2 * n * d * 4 / 2**20
+    eager = footprint.footprint("supcon", "eager", n, d, 132)
+    assert eager >= 4 * n * n * 4 / 2**20  # eager keeps several N x N fp32 matrices for its backward
+
+
+def test_bench_memory_cli_writes_the_table(tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from grid.commands.bench_memory import memory
+
+    out = tmp_path / "m.csv"
+    result = CliRunner().invoke(memory, ["--n", "64", "--d", "32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["loss"] for r in rows] == ["icld", "supcon", "lcl"]
+    assert all(0 < float(r["fused_vs_eager"]) <= 1 for r in rows)
+    assert "fused above eager in 0" in result.output
