@@ -17,6 +17,7 @@ defaults). An out-of-memory is caught and recorded as "oom".
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -340,13 +341,26 @@ def _ratios(row: dict, eager: dict | None) -> None:
             row["mem_vs_eager"] = row["peak_mem_mib"] / eager["peak_mem_mib"]
 
 
-def write_csv(rows: list[dict], path: Path) -> Path:
+@contextlib.contextmanager
+def csv_rows(path: Path):
+    """Yields write(row): the header goes out at once and each row as it is measured, flushed, so a
+    run killed by a time limit keeps every finished cell."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        for row in rows:
+
+        def write(row: dict) -> None:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+            fh.flush()
+
+        yield write
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    with csv_rows(path) as write:
+        for row in rows:
+            write(row)
     return path
 
 
@@ -364,12 +378,3 @@ def format_row(row: dict) -> str:
 
 TABLE_HEADER = (f"{'loss':<7}{'impl':<9}{'dtype':<5}{'N':>7}{'D':>6}  {'ms':>10}{'peak MiB':>11}"
                 f"{'TFLOP/s':>9}{'of peak':>8}{'x eager':>8}{'grad err':>10}  status")
-
-
-def use_interpreter_on_cpu(device: str) -> None:
-    """On CPU the fused kernels can only run through triton's interpreter, which must be chosen
-    before the kernel modules are imported (decoration time)."""
-    if torch.device(device).type == "cpu" and "TRITON_INTERPRET" not in os.environ:
-        if "kernels.triton_supcon" in sys.modules or "kernels.triton_icld" in sys.modules:
-            return  # too late to switch; the fused rows will say they were skipped
-        os.environ["TRITON_INTERPRET"] = "1"

@@ -8,6 +8,7 @@ reference, because compiled Triton needs a GPU. The trainer records the resolved
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -32,3 +33,15 @@ def interpreting() -> bool:
     """True when triton runs kernels through its CPU interpreter (TRITON_INTERPRET=1). The one
     reading of the variable: dispatch, tiles, compile check and benchmark all ask here."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def interpret_cpu_launches() -> bool:
+    """Make fused kernels launched on CPU tensors run through triton's interpreter, which must be
+    chosen before any kernel module is imported (decoration time). False when that is too late:
+    then "triton" on CPU resolves to the PyTorch reference, never to a half-decorated mix."""
+    if interpreting():
+        return True
+    if "kernels._tiles" in sys.modules:  # every Triton kernel module imports it first
+        return False
+    os.environ["TRITON_INTERPRET"] = "1"
+    return True

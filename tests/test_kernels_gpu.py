@@ -74,6 +74,9 @@ def main() -> int:
     from kernels import _tiles as T
 
     assert not T.interpreting(), "run without TRITON_INTERPRET: this checks the compiled kernels"
+    if not torch.cuda.is_available():
+        print("no CUDA device: the compiled kernels need a GPU")
+        return 1
     import kernels
     from kernels import reference, triton_icld, triton_supcon
 

@@ -281,3 +281,49 @@ def test_supcon_half_precision_at_n_1024():
     """The largest N the interpreter runs in seconds: ~1/N softmax weights over many column tiles and
     slices; with fp32 weights the fp16 gradient stays within its own rounding of the reference."""
     _supcon_case(_x(1024, 16, 30, torch.float16), _labels(1024, 4, 31), splits=3)
+
+
+def test_bench_kernels_keeps_finished_rows_when_killed(tmp_path, monkeypatch):
+    """A device run cut off by its time limit keeps the cells it finished: rows reach the CSV as measured."""
+    import csv
+
+    from click.testing import CliRunner
+
+    from grid.commands.bench_kernels import kernels as bench_kernels
+    from grid.commands.bench_kernels import load_bench
+
+    bench = load_bench()
+    real, calls = bench._bench_one, []
+
+    def cut_off(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what a timeout's signal looks like to the run
+        return real(*args)
+
+    monkeypatch.setattr(bench, "_bench_one", cut_off)
+    out = tmp_path / "k.csv"
+    result = CliRunner().invoke(bench_kernels, ["--n", "12", "--d", "8", "--device", "cpu", "--repeats", "1",
+                                                "--warmup", "0", "--out", str(out)])
+    assert result.exit_code != 0
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["loss"], r["impl"], r["status"]) for r in rows] == [("icld", "eager", "ok"), ("icld", "fused", "ok")]
+
+
+def test_bench_kernels_cli_picks_the_interpreter_in_a_fresh_process(tmp_path):
+    """Without TRITON_INTERPRET, `hcld-grid bench kernels` on CPU must choose the interpreter before
+    anything decorates a kernel (a half-decorated mix fails with "0 active drivers")."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "k.csv"
+    done = subprocess.run([sys.executable, "-c", "from grid.cli import main; main()", "bench", "kernels", "--device",
+                           "cpu", "--loss", "supcon", "--n", "12", "--d", "8", "--repeats", "1", "--warmup", "0",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["impl"], r["ran"], r["status"]) for r in rows] == [("eager", "torch", "ok"),
+                                                                  ("fused", "triton-interpreter", "ok")]

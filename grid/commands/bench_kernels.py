@@ -79,10 +79,13 @@ def _default_device() -> str:
 def kernels(ns, ds, dtypes, losses, impls, device, repeats, warmup, max_seconds, out) -> None:
     """Time fused vs eager vs compiled forward+backward of ICLD, SupCon and LCL."""
     device = device or _default_device()
+    gpu = device.startswith("cuda")
+    if not gpu:
+        from kernels.dispatch import interpret_cpu_launches
+
+        interpret_cpu_launches()  # before the benchmark module imports the kernels
     bench = load_bench()  # after the device is known: torch/triton load here, not at CLI start
 
-    bench.use_interpreter_on_cpu(device)
-    gpu = device.startswith("cuda")
     cfg = bench.BenchConfig(
         device=device, losses=losses, impls=impls or (bench.IMPLS if gpu else ("eager", "fused")),
         ns=ns or (bench.PAPER_NS if gpu else (32,)), ds=ds or (bench.PAPER_DS if gpu else (32,)),
@@ -92,6 +95,11 @@ def kernels(ns, ds, dtypes, losses, impls, device, repeats, warmup, max_seconds,
     click.echo(f"device: {bench.device_name(device)}" + ("" if gpu else " (no GPU: triton interpreter, "
                                                           "timings are not kernel measurements)"))
     click.echo(bench.TABLE_HEADER)
-    rows = bench.run_benchmark(cfg, on_row=lambda row: click.echo(bench.format_row(row)))
-    bench.write_csv(rows, out)
+
+    with bench.csv_rows(out) as write:
+        def on_row(row: dict) -> None:
+            write(row)
+            click.echo(bench.format_row(row))
+
+        rows = bench.run_benchmark(cfg, on_row=on_row)
     click.echo(f"wrote {len(rows)} rows to {out}")
