@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import re
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +234,8 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
     if not autotune.enabled(torch.device(device)):
         why = f"{autotune.ENV}=0" if torch.device(device).type == "cuda" else "not tuned off a GPU"
         return f"defaults ({why})"
+    if max(n, N_ANCHORS) < autotune.MIN_TUNED_SIZE:
+        return f"defaults (N < {autotune.MIN_TUNED_SIZE}: launch-bound, not tuned)"
     prefix = {"icld": "icld_text_", "supcon": "supcon_", "lcl": "lcl_"}[loss]
     bucket = _triton_next_power_of_2(n)
     picks = sorted((key[0], autotune.describe(config)) for key, config in autotune.chosen().items()

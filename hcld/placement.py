@@ -127,7 +127,7 @@ def feature_source(features: np.ndarray, device: torch.device, placement: str, *
         told = (key, str(device))
         if not key or told not in _TOLD_HOST:
             _TOLD_HOST.add(told)
-            log(f"features {key or '(no store key)'} ({_gib(_nbytes(features))}) do not fit on {device} "
+            log(f"features {key or '(no store key)'} ({_gib(features.nbytes)}) do not fit on {device} "
                 f"({_gib(free_bytes(device))} free): batches come from host memory "
                 f"(feature_placement=device forces residency)")
         return HostFeatures(features, device)
@@ -174,11 +174,7 @@ def free_bytes(device: torch.device) -> int:
 def _fits(features: np.ndarray, device: torch.device) -> bool:
     if device.type == "cpu" and not isinstance(features, np.memmap):
         return True  # already in RAM; residency costs nothing
-    return _nbytes(features) <= RESIDENT_SHARE * free_bytes(device)
-
-
-def _nbytes(features: np.ndarray) -> int:
-    return int(np.prod(features.shape)) * np.dtype(features.dtype).itemsize
+    return features.nbytes <= RESIDENT_SHARE * free_bytes(device)
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:

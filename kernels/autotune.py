@@ -8,7 +8,8 @@ candidate on the call's own inputs and keeps the fastest for the rest of the pro
 the launch several times: safe, because each launch writes only the buffers it allocates itself.
 
 Tuning is on for CUDA tensors unless HCLD_AUTOTUNE=0, and off under triton's interpreter (its
-timings say nothing about a GPU) or when the caller fixes a tile size. With it off the first
+timings say nothing about a GPU), below MIN_TUNED_SIZE rows and columns, or when the caller fixes a
+tile size. With it off the first
 candidate (the default) runs: the same tiles, so the same summation order, in every process. With
 it on, repeats within a process are bit-identical, but two processes may pick different tiles and
 differ in the last bits (tiles change the order of the fp32 sums).
@@ -25,6 +26,10 @@ import triton
 from kernels import _tiles as T
 
 ENV = "HCLD_AUTOTUNE"
+# Below this many rows and columns a launch is a handful of tiles and launch-bound: the tiles change
+# nothing measurable, so the defaults run. Training at the paper's batch (32) therefore compiles no
+# candidates and sums in the same order in every process.
+MIN_TUNED_SIZE = 1024
 
 # (kernel, pass, config row, row bucket, column bucket, D, device) -> the chosen candidate
 _chosen: dict[tuple, T.TileConfig] = {}
@@ -47,7 +52,7 @@ def plan(tiling: T.Tiling, kernel: str, m: int, n: int, d: int, dtype: torch.dty
     """The Plan a `kernel` launch ("supcon_forward", "lcl_backward_anchors", ...) of an [m rows x n
     columns x d] problem runs with: tiling.plan(...) with the tuned config when tuning applies.
     `launch(plan)` must allocate its outputs and launch the kernel (it is timed per candidate)."""
-    if tiling.fixes_tiles or not enabled(device):
+    if tiling.fixes_tiles or not enabled(device) or max(m, n) < MIN_TUNED_SIZE:
         return tiling.plan(m, n, d, dtype, device, stage)
     key = (kernel, stage, T.config_key(dtype), triton.next_power_of_2(max(m, 1)),
            triton.next_power_of_2(max(n, 1)), d, str(device))

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim
 @pytest.fixture(autouse=True)
 def _interpreter(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(autotune, "MIN_TUNED_SIZE", 1)  # tune the small problems the interpreter can run
     autotune.forget()
     yield
     autotune.forget()
@@ -108,6 +109,17 @@ def test_every_kernel_specialisation_is_tuned_under_its_own_name(monkeypatch):
     assert {key[0] for key in autotune.chosen()} == {
         "lcl_forward", "lcl_backward_anchors", "lcl_backward_samples", "icld_text_forward", "icld_text_backward",
         "icld_printed_forward", "icld_printed_backward"}
+
+
+def test_small_problems_run_the_default_tiles(monkeypatch):
+    """The paper's batch of 32 is launch-bound: no candidate is compiled or timed, defaults run."""
+    clock = ScriptedClock(monkeypatch, lambda p: True)
+    monkeypatch.setattr(autotune, "MIN_TUNED_SIZE", 64)
+    x, anchors, labels = rand_x(32, 24, 18), rand_x(4, 24, 19), rand_labels(32, 4, 20)
+    _grads(lambda a, z: triton_supcon.label_contrastive(a, z, labels, temperature=0.1), [anchors, x])
+    assert clock.timed == [] and autotune.chosen() == {}
+    _grads(lambda a: triton_supcon.supcon(a, rand_labels(64, 4, 21), temperature=0.1), [rand_x(64, 24, 22)])
+    assert {key[0] for key in autotune.chosen()} == {"supcon_forward", "supcon_backward"}
 
 
 def test_tiles_the_caller_fixes_are_never_tuned(monkeypatch):

@@ -190,6 +190,7 @@ def test_bench_records_the_tiles_tuning_picked(monkeypatch):
     bench = load_bench()
     autotune.forget()
     monkeypatch.setattr(autotune, "enabled", lambda device: True)
+    monkeypatch.setattr(autotune, "MIN_TUNED_SIZE", 1)
     # tuning "picks" each pass's last candidate (the interpreter's timings would mean nothing)
     monkeypatch.setattr(autotune, "_fastest", lambda tiling, m, n, d, dtype, device, stage, launch:
                         T.CONFIGS[T.config_key(dtype)][stage][-1])

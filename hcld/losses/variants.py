@@ -9,7 +9,6 @@ is 0 is not computed at all; its curve value is NaN ("not part of this variant")
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -138,7 +137,3 @@ def weighted_total(terms: dict, weights: LossWeights) -> torch.Tensor:
     by_name = dict(zip(TERM_NAMES, weights.as_tuple()))
     return sum(by_name[name] * value for name, value in terms.items())
 
-
-def term_values(terms: dict) -> dict[str, float]:
-    """Python floats for every TERM_NAME; NaN for the terms the variant does not use."""
-    return {name: float(terms[name].detach()) if name in terms else math.nan for name in TERM_NAMES}
