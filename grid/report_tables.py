@@ -147,10 +147,11 @@ def comparison_table(table2: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
 
 def fold_means(df: pl.DataFrame, metrics: tuple[str, ...]) -> pl.DataFrame:
     """Done trials' metrics per (setting, variant, row_backbone, fold): the unit a paired test pairs
-    on (a fold that ran twice counts once, as its mean)."""
-    return df.filter(pl.col("status") == "done").group_by("setting", "variant", "row_backbone", "fold").agg(
-        *(pl.col(m).mean() for m in metrics)
-    )
+    on (a fold that ran twice counts once, as its mean). Sorted: group_by's row order varies from run
+    to run, and a mean over these rows in another order differs in the last bits (committed report
+    CSVs would churn on every regeneration)."""
+    keys = ("setting", "variant", "row_backbone", "fold")
+    return df.filter(pl.col("status") == "done").group_by(*keys).agg(*(pl.col(m).mean() for m in metrics)).sort(*keys)
 
 
 def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b: str) -> pl.DataFrame | None:
