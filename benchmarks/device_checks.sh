@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The first hardware run, prepared: every check that needs a GPU, in one call of about 5 minutes,
-# so a session lent a GPU (15 device-minutes, machine start included) can run it and still rerun.
+# The first hardware run, prepared: every check that needs a GPU in one call of at most 8 minutes
+# (most steps end well before their limits), for a session lent a GPU (15 device-minutes, machine
+# start included). STEPS="kernels-tuned" (any subset, in this order) reruns only what is missing.
 #
 #   bash benchmarks/device_checks.sh            # on the device machine, from the repository root
 #
 # Writes under $OUT (the device tool's return folder) or results/bench/device/: device.txt (GPU,
 # driver, versions), one log per step, steps.txt (exit status and seconds of each step), and the
-# CSVs: kernels.csv (fused vs eager, tuned tiles recorded) and steps.csv (training-step split).
+# CSVs: kernels.csv (fused vs eager, default tiles), steps.csv (training-step split) and
+# kernels-tuned.csv (fused with tuned tiles, the picks recorded).
 # Each step has its own time limit and is interrupted with SIGINT, so a cut-off step keeps the rows
 # it finished and the next step still runs. Order: what no CPU can tell first (the compiled kernels
-# against fp64), then speed and memory against eager, then where a training step's time goes.
+# against fp64), then speed and memory against eager, where a training step's time goes, and last
+# what tuning the tiles gains.
 # Needs torch, triton and click only (no ray, polars, install or download).
 # The sizes can be overridden (e.g. DEVICE=cpu and tiny sizes for a plumbing check without a GPU).
 set -u
@@ -20,6 +23,9 @@ kernel_ns=${KERNEL_NS:-32,1024,4096,16384,65536}
 kernel_ds=${KERNEL_DS:-768}
 kernel_dtypes=${KERNEL_DTYPES:-fp32,bf16}
 step_args=${STEP_ARGS:---rows 1024 --cuda-steps 10}
+tuned_ns=${TUNED_NS:-4096,16384}
+tuned_dtypes=${TUNED_DTYPES:-fp32}
+steps=" ${STEPS:-gpu-test kernels steps kernels-tuned} "  # a rerun can name only the steps it needs
 mkdir -p "$out"
 unset TRITON_INTERPRET  # the compiled kernels, not the interpreter
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -27,6 +33,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMER
 # `hcld-grid bench` without installing the package (the full CLI imports polars, absent there)
 # (an array, not a function: `timeout` runs commands, not shell functions)
 bench=(python -c 'import sys; from grid.commands.bench import bench; bench(sys.argv[1:], prog_name="hcld-grid bench")')
+
+want() { [[ $steps == *" $1 "* ]]; }
 
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log, record status and time
     local name=$1 limit=$2 start=$SECONDS status
@@ -47,12 +55,18 @@ cat "$out/device.txt"
 : > "$out/steps.txt"
 
 # 1. compiled kernels vs an fp64 reference, default tiles (tuning would compile every candidate here)
-step gpu-test 150 env HCLD_AUTOTUNE=0 python tests/test_kernels_gpu.py
-# 2. fused vs eager: time, peak memory, values; tiles tuned at each cell's first (untimed) call
-step kernels 170 "${bench[@]}" kernels --device "$device" --loss icld,supcon,lcl --impl eager,fused \
-    --dtype "$kernel_dtypes" --n "$kernel_ns" --d "$kernel_ds" --repeats 10 --warmup 2 --max-seconds 3 \
-    --out "$out/kernels.csv"
+want gpu-test && step gpu-test 180 env HCLD_AUTOTUNE=0 python tests/test_kernels_gpu.py
+# 2. fused vs eager: time, peak memory, values, default tiles (compiled already by step 1)
+want kernels && step kernels 120 env HCLD_AUTOTUNE=0 "${bench[@]}" kernels --device "$device" \
+    --loss icld,supcon,lcl --impl eager,fused --dtype "$kernel_dtypes" --n "$kernel_ns" --d "$kernel_ds" \
+    --repeats 10 --warmup 2 --max-seconds 3 --out "$out/kernels.csv"
 # 3. one training step split by stage, resident features, per backbone and precision; projects `full`
 # shellcheck disable=SC2086 # step_args is a list of options
-step steps 90 "${bench[@]}" steps --device "$device" --placement device $step_args --out "$out/steps.csv"
+want steps && step steps 75 "${bench[@]}" steps --device "$device" --placement device $step_args \
+    --out "$out/steps.csv"
+# 4. what tuning gains over the defaults where it applies (N >= 1024): each cell's first, untimed
+# call compiles and times every candidate, the picks are in the `tiles` column
+want kernels-tuned && step kernels-tuned 120 "${bench[@]}" kernels --device "$device" --loss supcon,icld \
+    --impl fused --dtype "$tuned_dtypes" --n "$tuned_ns" --d "$kernel_ds" --repeats 10 --warmup 2 \
+    --max-seconds 3 --out "$out/kernels-tuned.csv"
 echo "done: $out"
