@@ -9,10 +9,10 @@ the launch several times: safe, because each launch writes only the buffers it a
 
 Tuning is on for CUDA tensors unless HCLD_AUTOTUNE=0, and off under triton's interpreter (its
 timings say nothing about a GPU), below MIN_TUNED_SIZE rows and columns, or when the caller fixes a
-tile size. With it off the first
-candidate (the default) runs: the same tiles, so the same summation order, in every process. With
-it on, repeats within a process are bit-identical, but two processes may pick different tiles and
-differ in the last bits (tiles change the order of the fp32 sums).
+tile size. With it off the first candidate (the default) runs: the same tiles, so the same
+summation order, in every process. With it on, repeats within a process are bit-identical, but two
+processes may pick different tiles and differ in the last bits (tiles change the order of the fp32
+sums).
 """
 
 from __future__ import annotations
