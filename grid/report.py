@@ -174,7 +174,12 @@ def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
     row_backbone = pl.when(mixed).then(pl.col("backbone") + "+" + pl.col("speaker_backbone")).otherwise(
         pl.col("backbone")
     )
-    return chosen.join(counts, on="trial_id", how="left").with_columns(row_backbone=row_backbone)
+    # rows in an order set by what the trials are, not by their ids (which change with the code
+    # version) or finishing order: a mean over a cell's rows then sums in the same order whenever
+    # the same results are reported, so a re-run that changes no number changes no byte
+    content = ("grid", "config_json", "variant", "backbone", "corpus", "features", "fold_scheme", "fold", "seed")
+    return (chosen.join(counts, on="trial_id", how="left").with_columns(row_backbone=row_backbone)
+            .sort(*content, nulls_last=True, maintain_order=True))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,11 +33,13 @@ class Protocol:
 
 
 def _tally(values) -> str:
-    """'a (3), b (1)' of the distinct values, most common first; 'not recorded' if none."""
+    """'a (3), b (1)' of the distinct values, most common first, ties by name (not by row order);
+    'not recorded' if none."""
     counts = Counter("not recorded" if v is None else str(v) for v in values)
     if not counts:
         return "not recorded"
-    return ", ".join(f"{v} ({n})" if len(counts) > 1 else v for v, n in counts.most_common())
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{v} ({n})" if len(counts) > 1 else v for v, n in ranked)
 
 
 def _artifact_field(grid_dir: Path, rel: str | None, key: str) -> str | None:
