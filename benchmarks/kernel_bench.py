@@ -234,18 +234,13 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
     if not autotune.enabled(torch.device(device)):
         why = f"{autotune.ENV}=0" if torch.device(device).type == "cuda" else "not tuned off a GPU"
         return f"defaults ({why})"
-    if max(n, N_ANCHORS) < autotune.MIN_TUNED_SIZE:
+    if not autotune.large_enough(n, N_ANCHORS):
         return f"defaults (N < {autotune.MIN_TUNED_SIZE}: launch-bound, not tuned)"
     prefix = {"icld": "icld_text_", "supcon": "supcon_", "lcl": "lcl_"}[loss]
-    bucket = _triton_next_power_of_2(n)
-    picks = sorted((key[0], autotune.describe(config)) for key, config in autotune.chosen().items()
-                   if key[0].startswith(prefix) and key[2] == _tiles.config_key(dtype) and key[5] == d
-                   and bucket in (key[3], key[4]))
+    picks = sorted((key.kernel, autotune.describe(config)) for key, config in autotune.chosen().items()
+                   if key.kernel.startswith(prefix) and key.config_row == _tiles.config_key(dtype) and key.d == d
+                   and autotune.bucket(n) in (key.rows, key.cols))
     return "; ".join(f"{kernel} {tiles}" for kernel, tiles in picks)
-
-
-def _triton_next_power_of_2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
 
 
 def _ran(impl: str, device: str) -> str:

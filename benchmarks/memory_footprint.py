@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from kernels import reference
+from benchmarks.kernel_bench import loss_fn, make_inputs
+from kernels.compile_check import H100_SMS
 
 # kineto logs an error for the GPU it looks for on a CPU-only machine; it reads this at first use
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")
@@ -31,8 +32,6 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")
 LOSSES = ("icld", "supcon", "lcl")
 NS = (32, 256, 1024, 4096, 16384)
 DS = (256, 768)
-H100_SMS = 132
-N_EMOTIONS, N_SPEAKERS, N_ANCHORS = 4, 10, 4
 COLUMNS = ("loss", "n", "d", "sms", "eager_peak_mib", "fused_peak_mib", "fused_vs_eager")
 
 
@@ -62,31 +61,23 @@ def peak_mib(step) -> float:
     return peak / 2**20
 
 
-def _call(loss: str, impl: str):
-    if impl == "fused":
-        from kernels import triton_icld, triton_supcon
+def _fused(loss: str):
+    """The fused loss called directly (kernels' dispatch would pick the reference on a CPU without the
+    interpreter; with the launches skipped either way of decorating the kernels allocates alike)."""
+    from kernels import triton_icld, triton_supcon
 
-        return {"icld": lambda xe, xs, e, s: triton_icld.icld(xe, xs, e, s, margin=0.2),
-                "supcon": lambda x, e: triton_supcon.supcon(x, e),
-                "lcl": lambda a, x, e: triton_supcon.label_contrastive(a, x, e)}[loss]
-    return {"icld": lambda xe, xs, e, s: reference.icld(xe, xs, e, s, margin=0.2),
-            "supcon": lambda x, e: reference.supcon(x, e, temperature=0.07),
-            "lcl": lambda a, x, e: reference.label_contrastive(a, x, e, temperature=0.07)}[loss]
+    return {"icld": lambda xe, xs, e, s: triton_icld.icld(xe, xs, e, s, margin=0.2),
+            "supcon": lambda x, e: triton_supcon.supcon(x, e),
+            "lcl": lambda a, x, e: triton_supcon.label_contrastive(a, x, e)}[loss]
 
 
 def footprint(loss: str, impl: str, n: int, d: int, sms: int = H100_SMS, seed: int = 0) -> float:
-    """Peak MiB of one forward+backward of `loss` by `impl` ("eager" | "fused") at [n, d], fp32,
-    inputs created inside the measured step (as the device benchmark counts them)."""
-    g = torch.Generator().manual_seed(seed)
-    emotion = torch.randint(0, N_EMOTIONS, (n,), generator=g)
-    speaker = torch.randint(0, N_SPEAKERS, (n,), generator=g)
-    fn = _call(loss, impl)
+    """Peak MiB of one forward+backward of `loss` by `impl` ("eager" | "fused") at [n, d], fp32, on
+    the kernel benchmark's inputs, created inside the measured step (as its peak counts them)."""
+    fn = _fused(loss) if impl == "fused" else loss_fn(loss, "eager")
 
     def step():
-        emb = lambda rows: torch.randn(rows, d, generator=g).requires_grad_(True)
-        args = {"icld": lambda: (emb(n), emb(n), emotion, speaker), "supcon": lambda: (emb(n), emotion),
-                "lcl": lambda: (emb(N_ANCHORS), emb(n), emotion)}[loss]()
-        fn(*args).backward()
+        fn(*make_inputs(loss, n, d, torch.float32, "cpu", seed)).backward()
 
     if impl == "eager":
         return peak_mib(step)

@@ -18,7 +18,7 @@ sums).
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import triton
@@ -31,13 +31,35 @@ ENV = "HCLD_AUTOTUNE"
 # candidates and sums in the same order in every process.
 MIN_TUNED_SIZE = 1024
 
-# (kernel, pass, config row, row bucket, column bucket, D, device) -> the chosen candidate
-_chosen: dict[tuple, T.TileConfig] = {}
+
+
+class Key(NamedTuple):
+    """What one tuning result holds for: shapes within a power-of-two bucket share it."""
+
+    kernel: str  # the specialisation, e.g. "supcon_forward", "lcl_backward_anchors"
+    stage: str  # "forward" | "backward"
+    config_row: str  # kernels._tiles.config_key: the input dtype, TF32 apart
+    rows: int  # bucket(m)
+    cols: int  # bucket(n)
+    d: int
+    device: str
+
+
+_chosen: dict[Key, T.TileConfig] = {}
 
 
 def enabled(device: torch.device) -> bool:
     """Whether launches on `device` are tuned (read at call time, so a test or a run can switch it)."""
     return device.type == "cuda" and os.environ.get(ENV, "1") != "0"
+
+
+def large_enough(m: int, n: int) -> bool:
+    """Whether an [m x n] problem has enough tiles for their shape to matter (see MIN_TUNED_SIZE)."""
+    return max(m, n) >= MIN_TUNED_SIZE
+
+
+def bucket(size: int) -> int:
+    return triton.next_power_of_2(max(size, 1))
 
 
 def measure(launch: Callable[[], object]) -> float:
@@ -52,10 +74,9 @@ def plan(tiling: T.Tiling, kernel: str, m: int, n: int, d: int, dtype: torch.dty
     """The Plan a `kernel` launch ("supcon_forward", "lcl_backward_anchors", ...) of an [m rows x n
     columns x d] problem runs with: tiling.plan(...) with the tuned config when tuning applies.
     `launch(plan)` must allocate its outputs and launch the kernel (it is timed per candidate)."""
-    if tiling.fixes_tiles or not enabled(device) or max(m, n) < MIN_TUNED_SIZE:
+    if tiling.fixes_tiles or not enabled(device) or not large_enough(m, n):
         return tiling.plan(m, n, d, dtype, device, stage)
-    key = (kernel, stage, T.config_key(dtype), triton.next_power_of_2(max(m, 1)),
-           triton.next_power_of_2(max(n, 1)), d, str(device))
+    key = Key(kernel, stage, T.config_key(dtype), bucket(m), bucket(n), d, str(device))
     if key not in _chosen:
         _chosen[key] = _fastest(tiling, m, n, d, dtype, device, stage, launch)
     return tiling.with_config(_chosen[key]).plan(m, n, d, dtype, device, stage)
@@ -75,7 +96,7 @@ def _fastest(tiling, m, n, d, dtype, device, stage, launch) -> T.TileConfig:
     return best
 
 
-def chosen() -> dict[tuple, T.TileConfig]:
+def chosen() -> dict[Key, T.TileConfig]:
     """What tuning picked so far in this process (for the benchmark's record)."""
     return dict(_chosen)
 
