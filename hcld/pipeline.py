@@ -111,9 +111,10 @@ def prepare_experiment(*, data_dir: Path, iemocap: Path | None = None, features:
     fs = extract_features(manifest_path, features, data_dir / "features", checkpoint=hubert_checkpoint,
                           progress=progress, log=say)
     say(f"Features: {fs.key} {list(fs.shape)} in {fs.path}")
-    experiment = _experiment(corpus, features, fs, fold_scheme, fold_seed, folds, folds_path, prepared, manifest_path)
+    labels = _labels_in_row_order(fs, folds, folds_path)
+    experiment = _experiment(corpus, features, fs, fold_scheme, fold_seed, labels, folds_path, prepared, manifest_path)
     if not Path(experiment.labels_path).is_file():
-        _save_npz_atomic(Path(experiment.labels_path), _labels_in_row_order(fs, folds, folds_path))
+        _save_npz_atomic(Path(experiment.labels_path), labels)
     return experiment
 
 
@@ -145,7 +146,8 @@ def inspect_experiment(*, data_dir: Path, iemocap: Path | None = None, features:
     folds = read_folds(folds_path) if folds_path.is_file() else None
     if folds is None or set(folds["utt_id"].to_list()) != set(manifest["utt_id"].to_list()):
         folds = make_folds(manifest, fold_scheme, seed=fold_seed)  # in memory: cheap, written by the real run
-    return _experiment(corpus, features, fs, fold_scheme, fold_seed, folds, folds_path, prepared, manifest_path)
+    labels = _labels_in_row_order(fs, folds, folds_path)
+    return _experiment(corpus, features, fs, fold_scheme, fold_seed, labels, folds_path, prepared, manifest_path)
 
 
 def _corpus(data_dir: Path, iemocap: Path | None, synth_utterances: int, synth_seed: int) -> tuple[str, str, Path]:
@@ -156,9 +158,9 @@ def _corpus(data_dir: Path, iemocap: Path | None, synth_utterances: int, synth_s
     return "iemocap", "iemocap", Path(iemocap).resolve()
 
 
-def _experiment(corpus: str, features: str, fs: FeatureSet, fold_scheme: str, fold_seed: int, folds,
-                folds_path: Path, prepared: Path, manifest_path: Path) -> Experiment:
-    labels = _labels_in_row_order(fs, folds, folds_path)
+def _experiment(corpus: str, features: str, fs: FeatureSet, fold_scheme: str, fold_seed: int,
+                labels: dict[str, np.ndarray], folds_path: Path, prepared: Path, manifest_path: Path) -> Experiment:
+    """labels: _labels_in_row_order of the feature set (the data key hashes its rows' folds)."""
     data_key = json_hash([fs.key, json_hash(sorted(zip(labels["utt_ids"].tolist(), labels["fold"].tolist())))])[:16]
     return Experiment(
         corpus=corpus, features_name=features, feature_key=fs.key, fold_scheme=fold_scheme,

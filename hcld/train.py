@@ -73,7 +73,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     order_rng = torch.Generator().manual_seed(config.seed)
     source = feature_source(data.features, device, config.feature_placement, key=data.feature_key)
     labels = DeviceLabels.of(data, spk_class, device)
-    present = ("loss_total", *(name for name in TERM_NAMES if name in present_terms(weights)))
+    present = ("loss_total", *(name for name, weight in weights.by_term().items() if weight))
     class_to_spk = np.array(sorted(spk_class, key=spk_class.get), dtype=np.int64)
 
     curves: list[dict] = []
@@ -169,11 +169,6 @@ def make_optimizer(model: HCLDModel, config: TrialConfig, device: torch.device) 
     """Adam; on CUDA the fused kernel (one launch per step instead of one per parameter group)."""
     fused = True if device.type == "cuda" else None  # CPU keeps the default: bit-identical curves
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-
-
-def present_terms(weights: LossWeights) -> set[str]:
-    """The TERM_NAMES a variant computes (loss_terms skips the terms whose weight is 0)."""
-    return {name for name, w in zip(TERM_NAMES, weights.as_tuple()) if w != 0}
 
 
 @dataclass(frozen=True)

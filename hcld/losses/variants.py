@@ -36,6 +36,10 @@ class LossWeights:
     def as_tuple(self) -> tuple[float, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
 
+    def by_term(self) -> dict[str, float]:
+        """{TERM_NAME: weight}; loss_terms computes exactly the terms whose weight is not 0."""
+        return dict(zip(TERM_NAMES, self.as_tuple()))
+
     @property
     def needs_speaker_branch(self) -> bool:
         # SupCon may also contrast X_s: `uses_speaker_branch(config)` covers that case
@@ -134,6 +138,6 @@ def loss_terms(out: dict, emotion: torch.Tensor, speaker: torch.Tensor, config: 
 
 
 def weighted_total(terms: dict, weights: LossWeights) -> torch.Tensor:
-    by_name = dict(zip(TERM_NAMES, weights.as_tuple()))
-    return sum(by_name[name] * value for name, value in terms.items())
+    by_term = weights.by_term()
+    return sum(by_term[name] * value for name, value in terms.items())
 
