@@ -32,7 +32,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMER
 
 # `hcld-grid bench` without installing the package (the full CLI imports polars, absent there)
 # (an array, not a function: `timeout` runs commands, not shell functions)
-bench=(python -c 'import sys; from grid.commands.bench import bench; bench(sys.argv[1:], prog_name="hcld-grid bench")')
+bench=(python -c 'import sys; from grid.cli.bench import bench; bench(sys.argv[1:], prog_name="hcld-grid bench")')
 
 want() { [[ $steps == *" $1 "* ]]; }
 

@@ -10,7 +10,7 @@ idle GPU. Memory is torch.cuda.max_memory_allocated over one separate forward+ba
 included). FLOP/s counts the useful work of the loss (`useful_flops`, the same for every impl);
 `executed_gflop` is what the implementation executes (the fused backward recomputes the cosines).
 The matmul precision is pinned (TF32 on or off for eager and fused alike, from
-kernels._tiles.FP32_DOT_PRECISION) and recorded. A fused row records the tile configs it ran with
+kernels.tiles.FP32_DOT_PRECISION) and recorded. A fused row records the tile configs it ran with
 (`tiles`: what kernels.autotune picked on the device during the cell's untimed first call, or the
 defaults). An out-of-memory is caught and recorded as "oom".
 """
@@ -28,7 +28,8 @@ from typing import Callable
 
 import torch
 
-from kernels import _tiles, autotune, dispatch, reference
+import kernels
+from kernels import autotune, reference, tiles
 
 LOSSES = ("icld", "supcon", "lcl")
 IMPLS = ("eager", "compiled", "fused")
@@ -111,12 +112,12 @@ def executed_flops(loss: str, impl: str, n: int, d: int) -> float:
 
 def precision_label(dtype: str) -> str:
     """The dot precision a cell runs with: fp32 inputs 'ieee' or 'tf32', else the input dtype."""
-    return _tiles.FP32_DOT_PRECISION if dtype == "fp32" else dtype
+    return tiles.FP32_DOT_PRECISION if dtype == "fp32" else dtype
 
 
 def pin_matmul_precision() -> None:
     """Eager's fp32 matmuls use TF32 exactly when the fused kernels do, so the comparison is fair."""
-    tf32 = _tiles.FP32_DOT_PRECISION == "tf32"
+    tf32 = tiles.FP32_DOT_PRECISION == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
@@ -149,8 +150,6 @@ def _dtype_matched(fn, dtype: torch.dtype, device: str):
 
 def loss_fn(loss: str, impl: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Callable[..., torch.Tensor]:
     if impl == "fused":
-        import kernels
-
         return {"icld": lambda xe, xs, e, s: kernels.icld(xe, xs, e, s, margin=0.2, impl="triton"),
                 "supcon": lambda x, y: kernels.supcon(x, y, impl="triton"),
                 "lcl": lambda a, x, y: kernels.label_contrastive(a, x, y, impl="triton")}[loss]
@@ -238,20 +237,20 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
         return f"defaults (N < {autotune.MIN_TUNED_SIZE}: launch-bound, not tuned)"
     prefix = {"icld": "icld_text_", "supcon": "supcon_", "lcl": "lcl_"}[loss]
     picks = sorted((key.kernel, autotune.describe(config)) for key, config in autotune.chosen().items()
-                   if key.kernel.startswith(prefix) and key.config_row == _tiles.config_key(dtype) and key.d == d
+                   if key.kernel.startswith(prefix) and key.config_row == tiles.config_key(dtype) and key.d == d
                    and autotune.bucket(n) in (key.rows, key.cols))
     return "; ".join(f"{kernel} {tiles}" for kernel, tiles in picks)
 
 
 def _ran(impl: str, device: str) -> str:
     if impl == "fused":
-        return dispatch.resolve_impl("triton", device)
+        return kernels.resolve_impl("triton", device)
     return "torch.compile" if impl == "compiled" else "torch"
 
 
 def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None) -> list[dict]:
     if torch.device(cfg.device).type == "cuda":
-        if _tiles.interpreting():
+        if tiles.interpreting():
             raise RuntimeError("TRITON_INTERPRET is set: the fused rows would run triton's CPU interpreter on a "
                                "GPU run and be mislabelled; unset it")
         pin_matmul_precision()

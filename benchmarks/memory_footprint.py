@@ -3,7 +3,7 @@
 The fused losses' host code decides every buffer the kernels use (per-row statistics, the
 [slices, rows, D] fp32 gradient slabs, the inverse norms) from the launch plan, which depends only
 on the shapes and the GPU's multiprocessor count. So this runs that host code on CPU tensors as it
-would plan on a GPU with `sms` multiprocessors (kernels._tiles.planning_for) with every kernel
+would plan on a GPU with `sms` multiprocessors (kernels.tiles.planning_for) with every kernel
 launch replaced by a no-op, and records each torch allocation and free with the profiler: the peak
 of live bytes, inputs and gradients included, is what torch.cuda.max_memory_allocated would report
 for the same call, less the caching allocator's rounding. Eager (the PyTorch reference) runs for
@@ -81,9 +81,9 @@ def footprint(loss: str, impl: str, n: int, d: int, sms: int = H100_SMS, seed: i
 
     if impl == "eager":
         return peak_mib(step)
-    from kernels import _tiles
+    from kernels import tiles
 
-    with launches_skipped(), _tiles.planning_for(sms):
+    with launches_skipped(), tiles.planning_for(sms):
         return peak_mib(step)
 
 

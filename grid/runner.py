@@ -22,7 +22,8 @@ from typing import Any, Callable, Protocol
 
 from grid.progress import Progress
 from grid.specs import TrialPoint
-from grid.store import METRICS, ResultStore, code_version, outcome_of, trial_id, trial_row
+from grid.store import ResultStore, code_version, outcome_of, trial_id, trial_row
+from hcld.metrics import METRICS
 from hcld.config import TrialConfig, TrialData, TrialResult
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)

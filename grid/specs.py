@@ -18,11 +18,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from hcld.config import Backbone, TrialConfig, check_setting, choices, field_type_names
+from hcld.config import BACKBONES, TrialConfig, check_setting, field_type_names
 from hcld.errors import ConfigError, HcldError
 from hcld.losses.variants import canonical, unused_settings
 
-BACKBONES = choices(Backbone)
 ABLATION_VARIANTS = ("emo_only", "orth", "wo_supcon", "wo_lcl", "hcld")  # the rows of Table II
 # Table II's controls for HCLD plus the multi-task control that tells its two effects apart
 READINGS_VARIANTS = ("emo_only", "multitask", "orth", "hcld")

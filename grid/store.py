@@ -29,11 +29,10 @@ from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.losses.variants import uses_speaker_branch
+from hcld.metrics import METRICS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("hcld", "kernels")  # code that decides a trial's numbers; grid/ only schedules
-
-METRICS = ("emo_wa", "emo_ua", "spk_wa", "spk_ua", "probe_spk_from_xe", "probe_emo_from_xs")
 
 # One row per trial attempt. Every column but the config's is written by `trial_row` below; the
 # report reads this schema (older tables lacking a column get it as nulls).

@@ -45,6 +45,9 @@ def choices(kind: Any) -> tuple[str, ...]:
     return typing.get_args(kind)
 
 
+BACKBONES: tuple[str, ...] = choices(Backbone)
+
+
 @dataclass(frozen=True)
 class TrialConfig:
     # -- model ---------------------------------------------------------------------------------

@@ -12,3 +12,15 @@ IEMOCAP_COUNTS: dict[str, int] = {"ang": 1084, "hap": 1636, "neu": 1708, "sad": 
 SESSIONS: tuple[str, ...] = tuple(f"Ses0{i}" for i in range(1, 6))
 SAMPLE_RATE = 16_000
 CLIP_SECONDS = 7.5  # every utterance is trimmed / zero-padded to this length (paper IV-A)
+
+
+class PaperShapes:
+    """The paper's tensor and corpus sizes (Sec. IV), for benchmarks that time its setting."""
+
+    BATCH = 32  # IV-B
+    FRAMES = 374  # a 7.5 s clip at HuBERT's 20 ms hop (400-sample receptive field)
+    FEATURE_DIM = 768  # HuBERT-Base hidden size
+    UTTERANCES = sum(IEMOCAP_COUNTS.values())  # 5531
+    TRAIN_UTTERANCES = 4424  # 80 % of 5531 (one random5 fold)
+    TEST_UTTERANCES = UTTERANCES - TRAIN_UTTERANCES  # 1107
+    SPEAKERS = 2 * len(SESSIONS)  # 10: a woman and a man per session

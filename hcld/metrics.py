@@ -13,6 +13,12 @@ import math
 
 import numpy as np
 
+# The metric names of a trial's result, in the order every table shows them: the paper's Table II
+# accuracies, then the decoupling probes. Every other module reads them from here.
+ACCURACIES: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
+PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
+METRICS: tuple[str, ...] = (*ACCURACIES, *PROBES)
+
 PROBE_HOLDOUT = 0.2  # share of each training speaker's utterances held out when test speakers are unseen
 
 

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hcld.config import Backbone, ModelSize, choices
+from hcld.config import BACKBONES, ModelSize, choices
 
-BACKBONES = choices(Backbone)
 
 @dataclass(frozen=True)
 class SizePreset:
@@ -129,7 +128,7 @@ def _sinusoids(length: int, dim: int) -> torch.Tensor:
 
 
 _ENCODERS = {"cnn": CNNEncoder, "lstm": LSTMEncoder, "transformer": TransformerEncoder}
-assert set(_ENCODERS) == set(choices(Backbone)), "hcld.config.Backbone lists the encoders"
+assert set(_ENCODERS) == set(BACKBONES), "hcld.config.Backbone lists the encoders"
 
 
 def build_encoder(backbone: str, feat_dim: int, preset: SizePreset) -> nn.Module:

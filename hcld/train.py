@@ -101,7 +101,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     train_eval = evaluate(model, source, train_idx, class_to_spk, config.batch_size, config.precision)
     probes = decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers_seen, config.seed)
     result = TrialResult(
-        metrics={k: final[k] for k in ("emo_wa", "emo_ua", "spk_wa", "spk_ua")} | probes,
+        metrics={k: final[k] for k in M.ACCURACIES} | probes,
         curves=curves,
         confusion_emotion=M.confusion_matrix(data.emotion[test_idx], test_eval["emo_pred"], len(EMOTIONS)),
         confusion_speaker=_speaker_confusion(test_eval, data, test_idx, speakers_seen),

@@ -1,4 +1,4 @@
-"""Pick each main kernel's tile config on the device by timing the candidates of kernels._tiles.CONFIGS.
+"""Pick each main kernel's tile config on the device by timing the candidates of kernels.tiles.CONFIGS.
 
 Every candidate there compiles for sm_90 without register spills at the launched signatures
 (kernels.compile_check --all-configs, asserted by tests/test_kernels_compile.py), so tuning only
@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 import torch
 import triton
 
-from kernels import _tiles as T
+from kernels import tiles as T
 
 ENV = "HCLD_AUTOTUNE"
 # Below this many rows and columns a launch is a handful of tiles and launch-bound: the tiles change
@@ -38,7 +38,7 @@ class Key(NamedTuple):
 
     kernel: str  # the specialisation, e.g. "supcon_forward", "lcl_backward_anchors"
     stage: str  # "forward" | "backward"
-    config_row: str  # kernels._tiles.config_key: the input dtype, TF32 apart
+    config_row: str  # kernels.tiles.config_key: the input dtype, TF32 apart
     rows: int  # bucket(m)
     cols: int  # bucket(n)
     d: int

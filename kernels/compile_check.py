@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 
-from kernels.dispatch import interpreting
+from kernels import interpreting
 
 DTYPES = ("fp32", "fp16", "bf16")
 H100_SMS = 132
@@ -85,7 +85,7 @@ def launches(dtype: str, n: int, d: int, sms: int, target) -> list[Launch]:
     `sms` multiprocessors (their count sets the column slices)."""
     import torch
 
-    from kernels import _tiles as T
+    from kernels import tiles as T
     from kernels import triton_icld, triton_supcon
 
     torch_dtype = _torch_dtype(dtype)
@@ -169,7 +169,7 @@ def compile_launch(launch: Launch, target, arch: int) -> dict:
 def _candidate(index: int, precision: str):
     """Launch with the index-th candidate config of every CONFIGS row (the default is index 0; a
     row with fewer candidates keeps its last), under the given fp32 dot precision."""
-    from kernels import _tiles as T
+    from kernels import tiles as T
 
     saved, saved_precision = {k: dict(v) for k, v in T.CONFIGS.items()}, T.FP32_DOT_PRECISION
     T.FP32_DOT_PRECISION = precision
@@ -183,7 +183,7 @@ def _candidate(index: int, precision: str):
 
 
 def candidate_count() -> int:
-    from kernels import _tiles as T
+    from kernels import tiles as T
 
     return max(len(configs) for row in T.CONFIGS.values() for configs in row.values())
 
@@ -196,7 +196,7 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
         raise RuntimeError("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
     from triton.backends.compiler import GPUTarget
 
-    from kernels import _tiles as T
+    from kernels import tiles as T
 
     target = GPUTarget("cuda", arch, 32)
     rows, seen = [], set()
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument("--d", type=int, default=768, help="embedding width (= row stride) of the example launch")
     parser.add_argument("--sms", type=int, default=H100_SMS, help="multiprocessors assumed for the column slices")
     parser.add_argument("--precision", choices=("ieee", "tf32"), help="fp32 dot precision (default: the setting, "
-                        "kernels._tiles.FP32_DOT_PRECISION)")
+                        "kernels.tiles.FP32_DOT_PRECISION)")
     parser.add_argument("--all-configs", action="store_true", help="every candidate tile config, not the defaults")
     parser.add_argument("--json", action="store_true", help="one JSON object per kernel instead of the table")
     args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import _tiles as T
+from kernels import tiles as T
 from kernels import autotune
 from kernels.reference import ICLD_NEGATIVE_FORMS
 

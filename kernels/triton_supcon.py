@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import _tiles as T
+from kernels import tiles as T
 from kernels import autotune
 
 

@@ -8,7 +8,7 @@ import csv
 import pytest
 from click.testing import CliRunner
 
-from grid.commands.bench_steps import BACKBONES, STAGES, project_grid, steps
+from grid.cli.bench_steps import BACKBONES, STAGES, project_grid, steps
 
 TINY = ["--device", "cpu", "--model-size", "tiny", "--rows", "40", "--frames", "16", "--dim", "12", "--batch", "8",
         "--train-utterances", "20", "--test-utterances", "10", "--steps", "1", "--warmup", "0",

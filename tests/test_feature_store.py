@@ -170,7 +170,7 @@ def test_bad_manifest_is_a_clear_error(tmp_path):
 def test_features_command_extracts_then_reuses(manifest, tmp_path):
     from click.testing import CliRunner
 
-    from grid.commands.features import features
+    from grid.cli.features import features
 
     args = ["--manifest", str(manifest), "--store", str(tmp_path / "store"), "--no-progress"]
     first = CliRunner().invoke(features, args)
@@ -185,7 +185,7 @@ def test_features_command_extracts_then_reuses(manifest, tmp_path):
 def test_features_command_reports_a_missing_checkpoint_without_traceback(manifest, tmp_path):
     from click.testing import CliRunner
 
-    from grid.commands.features import features
+    from grid.cli.features import features
 
     result = CliRunner().invoke(features, ["--manifest", str(manifest), "--extractor", "hubert",
                                            "--store", str(tmp_path / "store")])

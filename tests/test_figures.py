@@ -9,7 +9,7 @@ import polars as pl
 from click.testing import CliRunner
 
 from grid import report as R
-from grid.commands.report import report as report_cmd
+from grid.cli.report import report as report_cmd
 from grid.figures import make_figures
 from hcld.config import TrialConfig
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from grid.commands.data import data as data_cli
+from grid.cli.data import data as data_cli
 from hcld.data.folds import FOLD_SCHEMES, folds_filename, make_folds, read_folds, write_folds
 from hcld.data.iemocap import read_manifest
 from hcld.errors import DataError

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from grid.commands.data import data as data_cli
+from grid.cli.data import data as data_cli
 from hcld.data.audio import load_clip
 from hcld.data.iemocap import MANIFEST_COLUMNS, manifest_hash, prepare_iemocap, read_manifest
 from hcld.errors import DataError

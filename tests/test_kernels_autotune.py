@@ -9,7 +9,7 @@ tiles give the reference's values, so whichever the tuner picks on a device comp
 import pytest
 import torch
 
-from kernels import _tiles as T
+from kernels import tiles as T
 from kernels import autotune, reference
 from kernel_testing import GRAD_TOL, import_interpreted, rand_labels, rand_x
 

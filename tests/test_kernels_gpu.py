@@ -71,7 +71,7 @@ def _check(name, fused, ref, tensors, key):
 
 
 def main() -> int:
-    from kernels import _tiles as T
+    from kernels import tiles as T
 
     assert not T.interpreting(), "run without TRITON_INTERPRET: this checks the compiled kernels"
     if not torch.cuda.is_available():

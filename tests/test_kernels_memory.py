@@ -8,7 +8,7 @@ N up to 16384, is `hcld-grid bench memory`, committed in results/bench/memory.cs
 import pytest
 import torch
 
-from grid.commands.bench_kernels import load_bench
+from grid.cli.bench_kernels import load_bench
 
 footprint = load_bench("memory_footprint")
 
@@ -26,7 +26,7 @@ def test_the_measurement_counts_the_kernels_buffers():
     """SupCon at N = 1024, D = 768 on 132 SMs: 16 row blocks, so ceil(132 / 16) = 9 column slices,
     capped by memory at 2N / D = 2: the backward's [2, N, D] fp32 gradient slab (6 MiB) is live
     beside the input and its gradient (3 MiB each)."""
-    from kernels import _tiles as T
+    from kernels import tiles as T
 
     n, d = 1024, 768
     with T.planning_for(132):
@@ -44,7 +44,7 @@ def test_bench_memory_cli_writes_the_table(tmp_path):
 
     from click.testing import CliRunner
 
-    from grid.commands.bench_memory import memory
+    from grid.cli.bench_memory import memory
 
     out = tmp_path / "m.csv"
     result = CliRunner().invoke(memory, ["--n", "64", "--d", "32", "--out", str(out)])

@@ -156,8 +156,8 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
 
     from click.testing import CliRunner
 
-    from grid.commands.bench_kernels import kernels as bench_kernels
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import kernels as bench_kernels
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
 
@@ -183,8 +183,8 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
 
 
 def test_bench_records_the_tiles_tuning_picked(monkeypatch):
-    from grid.commands.bench_kernels import load_bench
-    from kernels import _tiles as T
+    from grid.cli.bench_kernels import load_bench
+    from kernels import tiles as T
     from kernels import autotune
 
     bench = load_bench()
@@ -208,7 +208,7 @@ def test_bench_records_the_tiles_tuning_picked(monkeypatch):
 
 
 def test_bench_flags_a_fused_value_that_differs_from_eager(monkeypatch):
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
     real = bench.loss_fn
@@ -222,7 +222,7 @@ def test_bench_flags_a_fused_value_that_differs_from_eager(monkeypatch):
 
 
 def test_bench_refuses_a_cuda_run_under_the_interpreter():
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET is set"):
@@ -230,7 +230,7 @@ def test_bench_refuses_a_cuda_run_under_the_interpreter():
 
 
 def test_bench_records_out_of_memory_and_goes_on(monkeypatch):
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
 
@@ -249,7 +249,7 @@ def test_bench_records_out_of_memory_and_goes_on(monkeypatch):
 
 
 def test_bench_peak_table_matches_device_names():
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
 
@@ -290,8 +290,8 @@ def test_bench_kernels_keeps_finished_rows_when_killed(tmp_path, monkeypatch):
 
     from click.testing import CliRunner
 
-    from grid.commands.bench_kernels import kernels as bench_kernels
-    from grid.commands.bench_kernels import load_bench
+    from grid.cli.bench_kernels import kernels as bench_kernels
+    from grid.cli.bench_kernels import load_bench
 
     bench = load_bench()
     real, calls = bench._bench_one, []

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from hcld.anchors import embed_isometrically
-from hcld.models import BACKBONES, SIZE_PRESETS, HCLDModel, build_encoder, size_preset
+from hcld.config import BACKBONES
+from hcld.models import SIZE_PRESETS, HCLDModel, build_encoder, size_preset
 
 
 def make(**overrides) -> HCLDModel:

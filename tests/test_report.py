@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from grid import report as R
 from grid import store
-from grid.commands.report import report as report_cmd
+from grid.cli.report import report as report_cmd
 from grid.render import render_markdown, write_report
 from grid.report_cells import MISSING, UNDEFINED
 from hcld.config import TrialConfig

@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from grid.commands.run import run
+from grid.cli.run import run
 from grid.runner import TRIAL_FN_ENV
 from grid.store import RunLock
 from test_runner import ok_trial
 
 TESTS_DIR = Path(__file__).resolve().parent
-CLI = [sys.executable, "-c", "from grid.commands.run import run; run(prog_name='hcld-grid run')"]
+CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-grid run')"]
 
 
 def slow_trial(spec, experiment, *, on_epoch, artifacts_dir):
@@ -236,7 +236,7 @@ def test_dry_run_does_no_data_work_and_says_what_a_run_would_compute(tmp_path, d
 
 
 def test_epochs_option_shortens_a_warm_up_that_would_cover_every_epoch():
-    from grid.commands.run import RunOptions, plan_grid
+    from grid.cli.run import RunOptions, plan_grid
 
     def options(**changes):
         base = dict(grid="demo", epochs=None, fold_scheme=None, features=None, backbones=None, variants=None,

@@ -229,7 +229,7 @@ def test_ray_retry_budget_counts_attempts_of_earlier_runs(tmp_path, ray_session)
 
 
 def test_scheduler_benchmark_measures_a_no_op_grid_without_losing_trials():
-    from grid.commands.bench_scheduler import measure
+    from grid.cli.bench_scheduler import measure
 
     row = measure("local", 80, 0.0, 1.0)  # more than the 75 full-grid cells: ids stay unique
     assert row["trials"] == 80 and row["slots"] == 1

@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from grid.commands.data import data as data_cli
+from grid.cli.data import data as data_cli
 from hcld.data.audio import read_mono
 from hcld.data.iemocap import prepare_iemocap, read_manifest
 from hcld.data.synth import DROPPED_LABELS, _class_counts, write_synthetic_corpus

@@ -154,7 +154,7 @@ def test_trial_runs_without_ray_or_polars():
 def test_bench_epochs_times_the_training_step_and_says_when_it_extrapolates(tmp_path):
     from click.testing import CliRunner
 
-    from grid.commands.bench_epochs import epochs
+    from grid.cli.bench_epochs import epochs
 
     out = tmp_path / "epochs.csv"
     args = ["--backbone", "cnn,lstm", "--device", "cpu", "--model-size", "tiny", "--steps", "1", "--warmup", "0",

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from grid.commands.run import run
+from grid.cli.run import run
 from grid.runner import TRIAL_FN_ENV
 
 

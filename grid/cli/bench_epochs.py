@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from grid.commands.bench_steps import BACKBONES, append_csv, names_option
+from grid.cli.bench_steps import BACKBONES, append_csv, names_option
 
 
 @click.command(context_settings={"max_content_width": 100})

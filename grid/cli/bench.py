@@ -9,7 +9,7 @@ def bench() -> None:
 
 
 def _register() -> None:
-    from grid.commands import bench_epochs, bench_kernels, bench_memory, bench_scheduler, bench_steps
+    from grid.cli import bench_epochs, bench_kernels, bench_memory, bench_scheduler, bench_steps
 
     bench.add_command(bench_kernels.kernels)
     bench.add_command(bench_memory.memory)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from grid.commands.bench_kernels import _ints, _names, load_bench
+from grid.cli.bench_kernels import _ints, _names, load_bench
 
 
 @click.command(context_settings={"max_content_width": 100})

@@ -18,7 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.dispatch import interpreting
+from kernels import interpreting
 from kernels.reference import NORM_EPS
 
 # fp32 inputs: "ieee" multiplies exactly (CUDA cores), like the eager reference under PyTorch's

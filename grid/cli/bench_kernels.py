@@ -81,7 +81,7 @@ def kernels(ns, ds, dtypes, losses, impls, device, repeats, warmup, max_seconds,
     device = device or _default_device()
     gpu = device.startswith("cuda")
     if not gpu:
-        from kernels.dispatch import interpret_cpu_launches
+        from kernels import interpret_cpu_launches
 
         interpret_cpu_launches()  # before the benchmark module imports the kernels
     bench = load_bench()  # after the device is known: torch/triton load here, not at CLI start

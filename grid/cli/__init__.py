@@ -1,0 +1,39 @@
+"""The `hcld-grid` command line: one module per command under grid/cli/, options shared in
+grid/cli/options.py. Commands are imported when invoked, so `hcld-grid --help` stays fast and a
+command needs only its own dependencies (`hcld-grid bench` runs on a machine without polars/ray)."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from hcld import __version__
+
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "data": "grid.cli.data:data",
+    "features": "grid.cli.features:features",
+    "run": "grid.cli.run:run",
+    "report": "grid.cli.report:report",
+    "bench": "grid.cli.bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attr = COMMANDS[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hcld-grid")
+def main() -> None:
+    """Reproduce HCLD (ICASSP 2025): build data, extract features, run the ablation grid, report."""
