@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 import polars as pl
 
 from grid import report_settings as sweep_settings
-from grid import store
+from grid import trials
 from grid.report_cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
 from grid.report_protocol import Protocol, build_protocol
 from grid.report_sensitivity import sensitivity_rows, sensitivity_table
@@ -122,8 +122,8 @@ def trials_path(results_dir: Path, grid: str) -> Path:
 
 
 def _store_dtypes() -> dict[str, pl.DataType]:
-    """The result store's row as Polars types, read from grid.store.SCHEMA at call time."""
-    return dict(pl.from_arrow(store.SCHEMA.empty_table()).schema)
+    """The result store's row as Polars types, read from grid.trials.SCHEMA at call time."""
+    return dict(pl.from_arrow(trials.SCHEMA.empty_table()).schema)
 
 
 def load_trials(path: Path) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import dataclasses
 import json
 from typing import Any
 
-from grid.specs import WILDCARD
+from grid.sweeps import WILDCARD
 from hcld.config import TrialConfig
 from hcld.errors import ConfigError
 from hcld.losses.variants import unused_settings

@@ -16,7 +16,7 @@ from hcld.labels import SESSIONS
 # The paper's Table II columns, and the decoupling probes (all columns of grid.store.METRICS).
 ACCURACIES: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
 PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
-# Folds a scheme has (as hcld.data.folds makes them); a named grid may run only some (grid.specs).
+# Folds a scheme has (as hcld.data.folds makes them); a named grid may run only some (grid.plan).
 EXPECTED_FOLDS: dict[str, int] = {"random5": 5, "loso": len(SESSIONS)}
 SIGNIFICANCE_PAIRS: tuple[tuple[str, str], ...] = (("hcld", "emo_only"), ("hcld", "orth"))
 SIGNIFICANCE_METRICS: tuple[str, ...] = ("emo_wa", "emo_ua")
@@ -25,7 +25,7 @@ SIGNIFICANCE_METRICS: tuple[str, ...] = ("emo_wa", "emo_ua")
 def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
     """All (setting, variant, backbone) rows to show: the paper's cells first (those of the
     variants the named grid runs: `readings` has no wo.SupCon rows to miss), then ours-only ones."""
-    from grid.specs import GRIDS
+    from grid.plan import GRIDS
 
     spec = GRIDS.get(grid)
     variants = [v for v in paper.PAPER_VARIANTS if spec is None or v in spec.variants]
@@ -44,7 +44,7 @@ def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
 
 def spec_folds(grid: str) -> tuple[int, ...] | None:
     """The folds a named grid runs when it does not run all of them (e.g. `smoke`: fold 0 only)."""
-    from grid.specs import GRIDS
+    from grid.plan import GRIDS
 
     spec = GRIDS.get(grid)
     return spec.folds if spec is not None else None

@@ -1,139 +1,29 @@
-"""The result store: results/<grid>/trials.parquet, its row (schema and construction), trial ids,
-the run lock, resume and dedupe.
+"""The result store: results/<grid>/trials.parquet (rows as grid.trials.SCHEMA), the run lock,
+resume and dedupe.
 
 One row per trial *attempt outcome* (done or failed). A row is written the moment its trial ends,
 by replacing the whole file atomically (write a sibling file, fsync, os.replace), so a reader or a
 killed driver only ever sees the old file or the new one, never half of one. The file is small
-(one row per trial) so the read-modify-write is cheap. Written with pyarrow only: the GPU machine
-has neither ray nor polars.
+(one row per trial) so the read-modify-write is cheap.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
-import hashlib
-import json
 import math
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import hcld
-from hcld.config import TrialConfig, TrialResult
+from grid.trials import SCHEMA, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
-from hcld.losses.variants import uses_speaker_branch
-from hcld.metrics import METRICS
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PACKAGES = ("hcld", "kernels")  # code that decides a trial's numbers; grid/ only schedules
-
-# One row per trial attempt. Every column but the config's is written by `trial_row` below; the
-# report reads this schema (older tables lacking a column get it as nulls).
-SCHEMA = pa.schema(
-    [
-        ("trial_id", pa.string()),
-        ("grid", pa.string()),
-        ("backbone", pa.string()),
-        ("trunk", pa.string()),  # shared | separate | "-" (no speaker branch)
-        ("speaker_backbone", pa.string()),
-        ("variant", pa.string()),
-        ("fold_scheme", pa.string()),
-        ("fold", pa.int64()),
-        ("features", pa.string()),
-        ("corpus", pa.string()),
-        ("epochs", pa.int64()),
-        ("seed", pa.int64()),
-        ("loss_impl_requested", pa.string()),  # TrialConfig.loss_impl: torch | triton
-        ("loss_impl", pa.string()),  # what ran (torch | triton | triton-interpreter); null if failed
-        ("status", pa.string()),
-        ("error", pa.string()),
-        *[(m, pa.float64()) for m in METRICS],
-        ("reported_epoch", pa.int64()),
-        ("seconds", pa.float64()),
-        ("device", pa.string()),
-        ("host", pa.string()),
-        ("code_version", pa.string()),
-        ("finished_at", pa.string()),
-        ("attempts", pa.int64()),
-        ("config_json", pa.string()),  # the whole TrialConfig: swept settings are read from here
-        ("data_key", pa.string()),
-        ("artifacts", pa.string()),
-    ]
-)
-
-
-# -- ids ------------------------------------------------------------------------------------------
-
-_code_version: str | None = None
-
-
-def code_version() -> str:
-    """Package version + hash of the hcld/ and kernels/ sources: equal for equal code, so a re-run
-    of unchanged code finds its finished trials, and an edit to the model or a loss re-runs them."""
-    global _code_version
-    if _code_version is None:
-        digest = hashlib.sha256()
-        for package in SOURCE_PACKAGES:
-            for path in sorted((REPO_ROOT / package).rglob("*.py")):
-                digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
-                digest.update(path.read_bytes())
-        _code_version = f"{hcld.__version__}+{digest.hexdigest()[:10]}"
-    return _code_version
-
-
-def trial_id(config: TrialConfig, fold: int, data_key: str, version: str | None = None) -> str:
-    """Content hash of everything that decides a trial's outcome."""
-    payload = json.dumps(
-        {"config": config.to_dict(), "fold": fold, "data_key": data_key,
-         "code_version": version or code_version()},
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-# -- the row --------------------------------------------------------------------------------------
-
-
-def trial_row(spec: Any, experiment: Any, *, attempt: int, seconds: float,
-              outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """One store row for an attempt of `spec` (a grid.runner.TrialSpec) on `experiment`.
-    `outcome` is `outcome_of(result)` when the attempt finished; else `error` says why not."""
-    c: TrialConfig = spec.config
-    row: dict[str, Any] = {
-        "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
-        "trunk": c.trunk if uses_speaker_branch(c) else "-",
-        "speaker_backbone": (c.speaker_backbone or c.backbone) if uses_speaker_branch(c) else None,
-        "variant": c.variant, "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
-        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
-        "seed": c.seed, "loss_impl_requested": c.loss_impl, "seconds": seconds,
-        "host": socket.gethostname(), "code_version": spec.code_version,
-        "finished_at": _now(), "attempts": attempt, "config_json": c.to_json(),
-        "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
-    }
-    if outcome is None:
-        row.update(status="failed", error=error or "unknown error")
-    else:
-        row.update(status="done", error=None, **{k: outcome.get(k) for k in OUTCOME_COLUMNS})
-    return row
-
-
-OUTCOME_COLUMNS = (*METRICS, "reported_epoch", "device", "host", "loss_impl")
-
-
-def outcome_of(result: TrialResult) -> dict[str, Any]:
-    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
-    stay in the artifacts folder); what a Ray worker reports back to the driver."""
-    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
-            "reported_epoch": int(result.reported_epoch), "device": result.device,
-            "loss_impl": result.loss_impl, "host": socket.gethostname()}
-
 
 # -- the lock -------------------------------------------------------------------------------------
 
@@ -160,7 +50,7 @@ class RunLock:
                 f"or use another --results-dir"
             ) from None
         os.ftruncate(fd, 0)
-        stamp = _now()
+        stamp = now()
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} since {stamp}\n".encode(), 0)
         self._fd = fd
         return self
@@ -180,10 +70,6 @@ class RunLock:
 
 
 # -- the store ------------------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _clean(value: Any) -> Any:

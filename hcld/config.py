@@ -1,7 +1,7 @@
 """Typed configuration of one trial, and the data a trial sees.
 
 These two types are the contract between the data pipeline (`hcld.pipeline`), the trainer
-(`hcld.train.run_trial`) and the grid runner (`grid.runner`). Fields may be added (with defaults);
+(`hcld.train.run_trial`) and the grid runner (`grid.execute`). Fields may be added (with defaults);
 renaming one changes every trial id, so do not.
 
 `TrialConfig` checks itself when it is built: a string option outside its `Literal` choices, a

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from scipy import stats as sps
 
 from grid import report as R
-from grid import store
+from grid import trials as store
 from grid.cli.report import report as report_cmd
 from grid.render import render_markdown, write_report
 from grid.report_cells import MISSING, UNDEFINED
@@ -281,7 +281,7 @@ def test_synthetic_corpus_is_flagged_and_settings_are_never_pooled(tmp_path):
 
 
 def test_named_grid_with_fewer_folds_expects_only_those(tmp_path):
-    # The `smoke` grid runs fold 0 only (grid.specs): one fold is complete, not 1 of 5.
+    # The `smoke` grid runs fold 0 only (grid.plan): one fold is complete, not 1 of 5.
     rows = [trial("hcld", "cnn", 0, emo_wa=0.3, emo_ua=0.3)]
     rep = R.build_report(write(tmp_path, rows, grid="smoke"), "smoke")
     md = render_markdown(rep)

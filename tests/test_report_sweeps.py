@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from grid import report as R
-from grid import store
+from grid import trials as store
 from grid.render import render_markdown
 from grid.report_settings import WILDCARD, memberships, read_config, swept_keys
 from hcld.config import TrialConfig

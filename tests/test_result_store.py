@@ -10,8 +10,9 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from grid import store as store_mod
-from grid.store import SCHEMA, ResultStore, RunLock, code_version, trial_id
+from grid import trials as store_mod
+from grid.store import ResultStore, RunLock
+from grid.trials import SCHEMA, code_version, trial_id
 from hcld.config import TrialConfig
 from hcld.errors import HcldError
 

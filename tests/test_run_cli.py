@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from grid.cli.run import run
-from grid.runner import TRIAL_FN_ENV
+from grid.execute import TRIAL_FN_ENV
 from grid.store import RunLock
 from test_runner import ok_trial
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from grid import specs as grid_specs
+from grid import plan as grid_specs
 from grid.progress import Progress
-from grid.runner import make_specs, run_local
+from grid.execute import run_local
+from grid.trials import make_specs
 from grid.store import ResultStore
 from hcld.config import TrialResult
 from hcld.errors import TrialFailed
@@ -69,7 +70,7 @@ def plan(tmp_path, variants=("emo_only", "orth", "hcld"), max_failures=0):
     points = grid_specs.resolve(grid_specs.GridSpec("smoke", "test", backbones=("cnn",),
                                                     variants=variants, settings={"epochs": 2}),
                                 n_folds=experiment.n_folds)
-    specs = make_specs(points, experiment, store)
+    specs = make_specs(points, experiment.data_key, store)
     return experiment, store, specs
 
 
@@ -172,7 +173,7 @@ def timed_trial(spec, experiment, *, on_epoch, artifacts_dir):
 
 
 def test_ray_runs_the_grid_and_writes_rows_as_trials_finish(tmp_path, ray_session, capsys):
-    from grid.runner import run_ray
+    from grid.execute import run_ray
 
     experiment, store, specs = plan(tmp_path)
     seen = []
@@ -199,7 +200,7 @@ def test_ray_runs_the_grid_and_writes_rows_as_trials_finish(tmp_path, ray_sessio
 
 
 def test_ray_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path, ray_session):
-    from grid.runner import run_ray
+    from grid.execute import run_ray
 
     experiment, store, specs = plan(tmp_path)
     progress = Progress(len(specs))
@@ -214,7 +215,7 @@ def test_ray_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path, ray_sess
 
 
 def test_ray_retry_budget_counts_attempts_of_earlier_runs(tmp_path, ray_session):
-    from grid.runner import run_ray
+    from grid.execute import run_ray
 
     experiment, store, specs = plan(tmp_path, variants=("orth",))
     run_local(specs[:1], experiment, store, Progress(1), trial_fn=nan_on_orth_trial)  # 1 attempt
@@ -239,7 +240,7 @@ def test_scheduler_benchmark_measures_a_no_op_grid_without_losing_trials():
 
 
 def test_ray_refuses_gpus_on_a_cluster_without_gpu(tmp_path, ray_session):
-    from grid.runner import run_ray
+    from grid.execute import run_ray
     from hcld.errors import HcldError
 
     experiment, store, specs = plan(tmp_path)
@@ -250,7 +251,7 @@ def test_ray_refuses_gpus_on_a_cluster_without_gpu(tmp_path, ray_session):
 
 
 def test_dashboard_lines_give_the_url_and_token_steps():
-    from grid.dashboard import RaySession
+    from grid.execute import RaySession
 
     lines = "\n".join(RaySession("local", "http://127.0.0.1:8265", True, 2, 0).describe())
     assert "Ray dashboard: http://127.0.0.1:8265" in lines
@@ -262,7 +263,7 @@ def test_dashboard_lines_give_the_url_and_token_steps():
 def test_ray_packs_four_quarter_gpu_trials_on_one_logical_gpu(tmp_path, ray_session):
     """--gpus-per-trial 0.25: Ray may declare logical GPUs on a CPU machine, so the packing the
     README sells (four trials per GPU) is checked here by when the trials ran."""
-    from grid.runner import run_ray
+    from grid.execute import run_ray
 
     ray_session.shutdown()
     _start_ray(num_cpus=4, num_gpus=1)
@@ -282,7 +283,7 @@ def test_the_store_callback_pickles_for_a_ray_client_head(tmp_path):
     """With --address ray://... Tune's loop, callbacks included, runs on the head node."""
     import cloudpickle
 
-    from grid.runner import _store_callback_class
+    from grid.execute import _store_callback_class
 
     experiment, store, specs = plan(tmp_path)
     callback = _store_callback_class()({s.trial_id: s for s in specs}, experiment, store, Progress(len(specs)), 0)

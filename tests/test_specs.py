@@ -2,7 +2,8 @@
 
 import pytest
 
-from grid import specs
+from grid import plan as specs
+from grid import sweeps
 from hcld.config import TrialConfig
 from hcld.errors import HcldError
 
@@ -60,13 +61,13 @@ def test_unknown_grid_names_the_known_ones():
 
 
 def test_parse_settings_coerces_to_field_types():
-    out = specs.parse_settings(["lr=1e-3", "epochs=7", "ensure_positives=false",
+    out = sweeps.parse_settings(["lr=1e-3", "epochs=7", "ensure_positives=false",
                                 "speaker_backbone=lstm", "threads=none", "threads=4",
                                 "icld_negative=printed"])
     assert out == {"lr": 1e-3, "epochs": 7, "ensure_positives": False, "speaker_backbone": "lstm",
                    "threads": 4, "icld_negative": "printed"}
     assert isinstance(out["epochs"], int) and isinstance(out["lr"], float)
-    assert specs.parse_settings(["roberta_path=None"]) == {"roberta_path": None}
+    assert sweeps.parse_settings(["roberta_path=None"]) == {"roberta_path": None}
     TrialConfig(trunk="separate").replace(**out)  # the result is a valid config
 
 
@@ -81,7 +82,7 @@ def test_parse_settings_coerces_to_field_types():
 ])
 def test_parse_settings_rejects_bad_items_clearly(item, message):
     with pytest.raises(HcldError, match=message):
-        specs.parse_settings([item])
+        sweeps.parse_settings([item])
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def test_sweep_is_the_product_with_the_grid_cells_without_repeating_unused_setti
 
 
 def test_adding_a_sweep_value_keeps_the_ids_of_the_trials_already_planned():
-    from grid.store import trial_id
+    from grid.trials import trial_id
 
     spec = specs.get_grid("readings")
     ids = lambda pts: {trial_id(p.config, p.fold, "data", "v") for p in pts}  # noqa: E731
@@ -121,13 +122,13 @@ def test_readings_grid_sweeps_trunk_and_temperature_over_the_controls():
 
 
 def test_parse_sweeps_types_values_and_rejects_bad_ones():
-    assert specs.parse_sweeps(["temperature=0.1, 0.2", "trunk=shared,separate", "ensure_positives=on,off"]) == {
+    assert sweeps.parse_sweeps(["temperature=0.1, 0.2", "trunk=shared,separate", "ensure_positives=on,off"]) == {
         "temperature": (0.1, 0.2), "trunk": ("shared", "separate"), "ensure_positives": (True, False)}
     for item, message in (("temperature=0.1,0", "must be > 0"), ("trunk=both", "expected shared | separate"),
                           ("nope=1", "not a trial setting"), ("variant=hcld", "use --variants"),
                           ("lr=", "at least one value"), ("lr", "expected key=value")):
         with pytest.raises(HcldError, match=message):
-            specs.parse_sweeps([item])
+            sweeps.parse_sweeps([item])
 
 
 def test_a_swept_combination_that_breaks_a_cross_field_rule_is_one_clear_error():

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import click
 
-from grid import specs as grid_specs
+from grid import plan as grid_specs
 from grid.progress import Progress
-from grid.runner import make_specs, noop_trial
+from grid.execute import noop_trial
+from grid.trials import make_specs
 from grid.store import ResultStore
 
 
@@ -63,7 +64,7 @@ def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -
     fn = noop_trial if sleep_s == 0 else functools.partial(sleep_trial, seconds=sleep_s)
     with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp:
         store = ResultStore(Path(tmp) / "full", "full")
-        specs = make_specs(points, experiment, store)
+        specs = make_specs(points, experiment.data_key, store)
         if len({s.trial_id for s in specs}) < len(specs):  # repeats of the 75: make ids unique
             specs = [s.__class__(**{**s.__dict__, "trial_id": f"{s.trial_id}-{i}"})
                      for i, s in enumerate(specs)]
@@ -72,7 +73,7 @@ def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -
         if executor == "ray":
             import ray
 
-            from grid.runner import run_ray
+            from grid.execute import run_ray
 
             t0 = time.monotonic()
             ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
@@ -86,7 +87,7 @@ def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -
             finally:
                 ray.shutdown()
         else:
-            from grid.runner import run_local
+            from grid.execute import run_local
 
             slots = 1
             t0 = time.monotonic()

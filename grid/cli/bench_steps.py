@@ -324,7 +324,7 @@ def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_re
     evaluation per backbone, and the projected wall time of a grid."""
     import torch
 
-    from grid.specs import get_grid
+    from grid.plan import get_grid
     from hcld.config import TrialConfig
 
     if threads is not None:

@@ -15,10 +15,12 @@ from typing import Any
 
 import click
 
-from grid import specs as grid_specs
+from grid import plan as grid_specs
+from grid.sweeps import parse_settings, parse_sweeps, setting_label, swept_values
 from grid.progress import Progress
-from grid.runner import TRIAL_FN_ENV, make_specs
-from grid.store import Plan, ResultStore, RunLock, code_version
+from grid.execute import TRIAL_FN_ENV
+from grid.trials import code_version, make_specs
+from grid.store import Plan, ResultStore, RunLock
 from hcld.config import TrialConfig, Variant, choices
 from hcld.data.folds import FOLD_SCHEMES, N_FOLDS
 from hcld.errors import HcldError
@@ -142,8 +144,8 @@ def plan_grid(o: RunOptions) -> GridPlan:
     spec = grid_specs.get_grid(o.grid)
     _check_names("backbone(s)", o.backbones, grid_specs.BACKBONES)
     _check_names("variant(s)", o.variants, choices(Variant))
-    overrides = grid_specs.parse_settings(o.settings)
-    sweeps = {**spec.sweeps, **grid_specs.parse_sweeps(o.sweeps)}
+    overrides = parse_settings(o.settings)
+    sweeps = {**spec.sweeps, **parse_sweeps(o.sweeps)}
     if o.epochs is not None:
         overrides["epochs"] = o.epochs
         # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.
@@ -209,13 +211,13 @@ class TrialState:
     """The plan's trials on this data, and what the store says of each: shared by the dry run
     and the real run."""
 
-    specs: list  # grid.runner.TrialSpec, one per trial point
+    specs: list  # grid.execute.TrialSpec, one per trial point
     state: Plan  # done / gave up / pending ids and attempts so far
     pending: list  # the specs to run now, with the attempts earlier runs spent
 
 
 def trial_state(plan: GridPlan, experiment, store: ResultStore, max_failures: int) -> TrialState:
-    specs = make_specs(plan.points, experiment, store)
+    specs = make_specs(plan.points, experiment.data_key, store)
     state = store.plan([s.trial_id for s in specs], max_failures)
     todo = set(state.pending)
     pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id]) for s in specs if s.trial_id in todo]
@@ -241,7 +243,7 @@ def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -
     progress = Progress(len(pending))
     try:
         if o.executor == "local":
-            from grid.runner import run_local
+            from grid.execute import run_local
 
             run_local(pending, experiment, store, progress, trial_fn=trial_fn,
                       max_failures=max_failures, epoch_lines=o.verbose)
@@ -274,8 +276,8 @@ def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failure
                   cpus_per_trial, gpus_per_trial, address, dashboard, verbose) -> None:
     import ray
 
-    from grid.dashboard import start_ray
-    from grid.runner import run_ray
+    from grid.execute import start_ray
+    from grid.execute import run_ray
 
     session = start_ray(address=address, dashboard=dashboard, verbose=verbose)
     try:
@@ -322,7 +324,7 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
     if plan.sweeps:
         click.echo("trials per setting (a trial that does not read a swept key serves every value):")
         for combo, n in grid_specs.points_per_setting(plan.points, plan.sweeps):
-            click.echo(f"  {' '.join(f'{k}={v}' for k, v in combo.items())}: {n}")
+            click.echo(f"  {setting_label(combo)}: {n}")
     if o.executor == "local":
         click.echo("resources: local executor, one trial at a time in this process")
     else:
@@ -353,6 +355,6 @@ def _wall_estimate(store: ResultStore, pending, o: RunOptions) -> str | None:
             f"{parallel} at a time)")
 
 
-def _swept_label(config: TrialConfig, sweeps: dict[str, tuple[Any, ...]]) -> str:
+def _swept_label(config: TrialConfig, swept: dict[str, tuple[Any, ...]]) -> str:
     """'trunk=shared temperature=*' ('*': the trial does not read it and serves every value)."""
-    return " ".join(f"{k}={v}" for k, v in grid_specs.swept_values(config, sweeps).items())
+    return setting_label(swept_values(config, swept))

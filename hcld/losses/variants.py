@@ -86,7 +86,7 @@ _TERM_SETTINGS: dict[str, tuple[str, ...]] = {
 def unused_settings(config: TrialConfig) -> frozenset[str]:
     """TrialConfig fields that cannot change this trial's outcome (e.g. the temperature of
     emo_only, the trunk of a model without speaker branch). A sweep over such a field runs the
-    trial once (grid.specs), and the report lets that one trial serve every value."""
+    trial once (grid.plan), and the report lets that one trial serve every value."""
     w = variant_weights(config.variant)
     unused = {name for term, names in _TERM_SETTINGS.items() if getattr(w, term) == 0 for name in names}
     if w.supcon == 0 and w.lcl == 0:

@@ -1,10 +1,14 @@
 """Run a grid's pending trials with Ray Tune or in-process (`local`), writing each outcome to the
-result store the moment it is known.
+result store the moment it is known; start or join the Ray session they run on.
 
 Both executors call the same trial function, `trial_fn(spec, experiment, on_epoch=, artifacts_dir=)
 -> TrialResult`. The default one loads the fold's data from the (memory-mapped) feature store and
 calls `hcld.train.run_trial`; tests and the scheduler benchmark inject others. Nothing here imports
-ray unless the Ray executor is used: the GPU machine has no ray.
+ray unless the Ray executor is used.
+
+Ray >= 2.5x turns on token authentication for a new local cluster by default: the dashboard then
+asks for a token in the browser. We never print the token itself (terminals end up in logs); we
+print the command that shows it and where Ray keeps it.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from grid.progress import Progress
-from grid.specs import TrialPoint
-from grid.store import ResultStore, code_version, outcome_of, trial_id, trial_row
-from hcld.metrics import METRICS
+from grid.store import ResultStore
+from grid.trials import TrialSpec, outcome_of, trial_row
 from hcld.config import TrialConfig, TrialData, TrialResult
+from hcld.errors import HcldError
+from hcld.metrics import METRICS
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
 
@@ -36,35 +41,6 @@ class ExperimentLike(Protocol):
     data_key: str
 
     def trial_data(self, fold: int) -> TrialData: ...
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """Everything a worker needs to run one trial and the driver needs to record it."""
-
-    trial_id: str
-    grid: str
-    config: TrialConfig
-    fold: int
-    data_key: str
-    code_version: str
-    artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
-    attempts_before: int = 0  # attempts recorded in the store by earlier runs
-
-    @property
-    def label(self) -> str:
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
-
-
-def make_specs(points: list[TrialPoint], experiment: ExperimentLike, store: ResultStore,
-               ) -> list[TrialSpec]:
-    version = code_version()
-    specs = []
-    for p in points:
-        tid = trial_id(p.config, p.fold, experiment.data_key, version)
-        specs.append(TrialSpec(tid, store.grid, p.config, p.fold, experiment.data_key, version,
-                               str(store.artifacts_dir(tid))))
-    return specs
 
 
 # -- trial functions ------------------------------------------------------------------------------
@@ -147,6 +123,78 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
             store.append([row])
             progress.finish(spec.trial_id, spec.label, row)
             break
+
+
+# -- the Ray session ---------------------------------------------------------------------------
+
+
+@dataclass
+class RaySession:
+    address: str  # what we joined, or "local"
+    dashboard_url: str | None  # http://127.0.0.1:8265 or None when off
+    token_auth: bool
+    cpus: float
+    gpus: float
+
+    def describe(self) -> list[str]:
+        lines = [f"Ray: {self.address}, {self.cpus:g} CPU, {self.gpus:g} GPU"]
+        if self.dashboard_url is None:
+            lines.append("Ray dashboard: off")
+            return lines
+        lines.append(f"Ray dashboard: {self.dashboard_url}  (Jobs/Actors pages; the grid's trials "
+                     f"are the ImplicitFunc actors, their logs under Logs)")
+        if self.token_auth:
+            where = os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")
+            lines.append(f"  token authentication is on: when the page asks, paste the output of "
+                         f"`ray get-auth-token` (the token lives in {where})")
+        if self.dashboard_url.startswith(("http://127.0.0.1", "http://localhost")):
+            lines.append("  from another machine: ssh -L 8265:127.0.0.1:8265 <this host>, then "
+                         "open http://127.0.0.1:8265 there")
+        return lines
+
+
+def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
+              num_cpus: int | None = None) -> RaySession:
+    """ray.init for a grid run: a new local Ray (dashboard on 127.0.0.1) or an existing cluster."""
+    import ray
+    from ray._private.authentication import authentication_utils
+
+    # With ray:// the Tune loop runs on the head node and our progress lines arrive as its logs.
+    client = bool(address) and address.startswith("ray://")
+    quiet = {} if verbose else {"logging_level": logging.WARNING, "log_to_driver": client}
+    if not verbose:  # describe() says the same about token auth, with what to do about it
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+            logging.ERROR)
+    if address:
+        # With ray:// Tune's driver loop runs in a job worker on the head: give it the same
+        # output settings grid.execute sets for a local driver.
+        env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+        if not verbose:
+            env["RAY_AIR_NEW_OUTPUT"] = "0"
+        runtime_env = {"env_vars": env} if client else None
+        try:
+            ctx = ray.init(address=address, runtime_env=runtime_env, **quiet)
+        except ConnectionError as exc:
+            raise HcldError(
+                f"cannot connect to Ray at {address}: {exc}. If the cluster uses token "
+                f"authentication (Ray's default), set RAY_AUTH_MODE=token and make its token "
+                f"available here (~/.ray/auth_token, or RAY_AUTH_TOKEN)") from exc
+    else:
+        # address="local": a new Ray of our own even when `ray start` left a cluster behind
+        # (ray.init() would silently join that one); joining is what --address is for.
+        ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
+                       dashboard_host="127.0.0.1",
+                       **quiet)
+    url = getattr(ctx, "dashboard_url", None) or None
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    resources = ray.cluster_resources()
+    return RaySession(
+        address=address or "local",
+        dashboard_url=url if dashboard else None,
+        token_auth=authentication_utils.is_token_auth_enabled(),
+        cpus=resources.get("CPU", 0), gpus=resources.get("GPU", 0),
+    )
 
 
 # -- Ray Tune executor ----------------------------------------------------------------------------
@@ -271,7 +319,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, verbose: bool = False,
             ) -> None:
     """Pending trials as a Ray Tune grid on the Ray session already started (see
-    grid.dashboard.start_ray). The driver's callback writes rows as trials end."""
+    start_ray). The driver's callback writes rows as trials end."""
     import dataclasses
 
     import ray
@@ -282,8 +330,6 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         return
     available_gpus = ray.cluster_resources().get("GPU", 0)
     if gpus_per_trial > 0 and available_gpus == 0:
-        from hcld.errors import HcldError
-
         raise HcldError(f"--gpus-per-trial {gpus_per_trial}: the Ray cluster has no GPU; "
                         f"use --gpus-per-trial 0 to run on CPU workers")
     by_id = {s.trial_id: s for s in specs}

@@ -1,0 +1,171 @@
+"""What a trial is: its id, its row in the result store, and the spec a worker runs.
+
+The id is a content hash of everything that decides a trial's numbers (config, fold, data key,
+code version); the row schema (`SCHEMA`) is the one contract between the executors that write
+rows and the report that reads them. Imports pyarrow only (see tests/test_packaging.py for why).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+import hcld
+from grid.plan import TrialPoint
+from hcld.config import TrialConfig, TrialResult
+from hcld.losses.variants import uses_speaker_branch
+from hcld.metrics import METRICS
+
+if TYPE_CHECKING:
+    from grid.store import ResultStore
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_PACKAGES = ("hcld", "kernels")  # code that decides a trial's numbers; grid/ only schedules
+
+# One row per trial attempt. Every column but the config's is written by `trial_row` below; the
+# report reads this schema (older tables lacking a column get it as nulls).
+SCHEMA = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("grid", pa.string()),
+        ("backbone", pa.string()),
+        ("trunk", pa.string()),  # shared | separate | "-" (no speaker branch)
+        ("speaker_backbone", pa.string()),
+        ("variant", pa.string()),
+        ("fold_scheme", pa.string()),
+        ("fold", pa.int64()),
+        ("features", pa.string()),
+        ("corpus", pa.string()),
+        ("epochs", pa.int64()),
+        ("seed", pa.int64()),
+        ("loss_impl_requested", pa.string()),  # TrialConfig.loss_impl: torch | triton
+        ("loss_impl", pa.string()),  # what ran (torch | triton | triton-interpreter); null if failed
+        ("status", pa.string()),
+        ("error", pa.string()),
+        *[(m, pa.float64()) for m in METRICS],
+        ("reported_epoch", pa.int64()),
+        ("seconds", pa.float64()),
+        ("device", pa.string()),
+        ("host", pa.string()),
+        ("code_version", pa.string()),
+        ("finished_at", pa.string()),
+        ("attempts", pa.int64()),
+        ("config_json", pa.string()),  # the whole TrialConfig: swept settings are read from here
+        ("data_key", pa.string()),
+        ("artifacts", pa.string()),
+    ]
+)
+
+
+# -- ids ------------------------------------------------------------------------------------------
+
+_code_version: str | None = None
+
+
+def code_version() -> str:
+    """Package version + hash of the hcld/ and kernels/ sources: equal for equal code, so a re-run
+    of unchanged code finds its finished trials, and an edit to the model or a loss re-runs them."""
+    global _code_version
+    if _code_version is None:
+        digest = hashlib.sha256()
+        for package in SOURCE_PACKAGES:
+            for path in sorted((REPO_ROOT / package).rglob("*.py")):
+                digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
+                digest.update(path.read_bytes())
+        _code_version = f"{hcld.__version__}+{digest.hexdigest()[:10]}"
+    return _code_version
+
+
+def trial_id(config: TrialConfig, fold: int, data_key: str, version: str | None = None) -> str:
+    """Content hash of everything that decides a trial's outcome."""
+    payload = json.dumps(
+        {"config": config.to_dict(), "fold": fold, "data_key": data_key,
+         "code_version": version or code_version()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# -- the row --------------------------------------------------------------------------------------
+
+
+def trial_row(spec: Any, experiment: Any, *, attempt: int, seconds: float,
+              outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+    """One store row for an attempt of `spec` (a grid.execute.TrialSpec) on `experiment`.
+    `outcome` is `outcome_of(result)` when the attempt finished; else `error` says why not."""
+    c: TrialConfig = spec.config
+    row: dict[str, Any] = {
+        "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
+        "trunk": c.trunk if uses_speaker_branch(c) else "-",
+        "speaker_backbone": (c.speaker_backbone or c.backbone) if uses_speaker_branch(c) else None,
+        "variant": c.variant, "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
+        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
+        "seed": c.seed, "loss_impl_requested": c.loss_impl, "seconds": seconds,
+        "host": socket.gethostname(), "code_version": spec.code_version,
+        "finished_at": now(), "attempts": attempt, "config_json": c.to_json(),
+        "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
+    }
+    if outcome is None:
+        row.update(status="failed", error=error or "unknown error")
+    else:
+        row.update(status="done", error=None, **{k: outcome.get(k) for k in OUTCOME_COLUMNS})
+    return row
+
+
+OUTCOME_COLUMNS = (*METRICS, "reported_epoch", "device", "host", "loss_impl")
+
+
+def outcome_of(result: TrialResult) -> dict[str, Any]:
+    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
+    stay in the artifacts folder); what a Ray worker reports back to the driver."""
+    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
+            "reported_epoch": int(result.reported_epoch), "device": result.device,
+            "loss_impl": result.loss_impl, "host": socket.gethostname()}
+
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+
+# -- the spec a worker runs --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a worker needs to run one trial and the driver needs to record it."""
+
+    trial_id: str
+    grid: str
+    config: TrialConfig
+    fold: int
+    data_key: str
+    code_version: str
+    artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
+    attempts_before: int = 0  # attempts recorded in the store by earlier runs
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+
+
+def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore) -> list[TrialSpec]:
+    """The planned points as specs on this data, each with its id and artifacts folder."""
+    version = code_version()
+    specs = []
+    for p in points:
+        tid = trial_id(p.config, p.fold, data_key, version)
+        specs.append(TrialSpec(tid, store.grid, p.config, p.fold, data_key, version,
+                               str(store.artifacts_dir(tid))))
+    return specs
+
+
