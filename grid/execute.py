@@ -32,6 +32,7 @@ from hcld.errors import HcldError
 from hcld.metrics import METRICS
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
+EXECUTORS = ("ray", "local")  # ray: Ray Tune, trials in parallel; local: this process, one at a time
 
 
 class ExperimentLike(Protocol):
@@ -216,7 +217,7 @@ def ray_trainable(param: dict[str, Any], *, specs: dict[str, dict[str, Any]], ex
     from ray import tune
 
     # Ray packs trials by their CPU share; without this every worker's torch would use all cores
-    # (2 trials x 2 threads on 2 cores made tiny epochs 20-100x slower). TrialConfig.threads wins.
+    # (oversubscribed cores make tiny epochs one to two orders of magnitude slower). TrialConfig.threads wins.
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(1, int(cpus)))
     raw = specs[param["trial_id"]]
@@ -345,7 +346,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         param_space={"trial_id": tune.grid_search([s.trial_id for s in specs])},
         tune_config=tune.TuneConfig(
             reuse_actors=True,  # a worker runs trial after trial: no process start per trial
-            trial_name_creator=lambda t: by_id[t.config["trial_id"]].label.replace("/", "-"),
+            trial_name_creator=lambda t: by_id[t.config["trial_id"]].name.replace("/", "-"),
             trial_dirname_creator=lambda t: t.config["trial_id"],
         ),
         run_config=tune.RunConfig(
@@ -384,3 +385,35 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# -- either executor ------------------------------------------------------------------------------
+
+
+def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
+                progress: Progress, *, executor: str, trial_fn: str | TrialFn = "hcld",
+                max_failures: int = 0, cpus_per_trial: float = 1.0,
+                gpus_per_trial: float | None = None, address: str | None = None,
+                dashboard: bool = True, verbose: bool = False,
+                echo: Callable[[str], None] = print) -> None:
+    """Run `specs` with `executor` ("local" or "ray"; with Ray: start or join the session, say
+    where its dashboard is, and shut it down after). `gpus_per_trial` None: 1 if Ray sees a GPU."""
+    if executor not in EXECUTORS:
+        raise HcldError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if executor == "local":
+        run_local(specs, experiment, store, progress, trial_fn=trial_fn,
+                  max_failures=max_failures, epoch_lines=verbose)
+        return
+    import ray
+
+    session = start_ray(address=address, dashboard=dashboard, verbose=verbose)
+    try:
+        for line in session.describe():
+            echo(line)
+        if gpus_per_trial is None:
+            gpus_per_trial = 1.0 if session.gpus > 0 else 0.0
+        echo(f"resources per trial: {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU")
+        run_ray(specs, experiment, store, progress, trial_fn=trial_fn, max_failures=max_failures,
+                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, verbose=verbose)
+    finally:
+        ray.shutdown()

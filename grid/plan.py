@@ -1,4 +1,4 @@
-"""Named grids as data, and their expansion into trial specs.
+"""Named grids as data, their expansion into trial points, and the plan of a run.
 
 A grid is a small record (backbones × variants × folds, the trial settings they share, and sweeps:
 settings tried at several values); the command line overrides any part of it. Adding a grid means
@@ -8,16 +8,25 @@ Expansion is the Cartesian product sweeps × backbones × variants × folds, eac
 in canonical form (`hcld.losses.variants.canonical`: settings the variant does not read are reset
 to their defaults), then deduplicated: emo_only is not run three times for three temperatures, and
 its one trial serves every temperature in the report.
+
+`plan_grid` checks every setting of a run and expands its grid before any data is prepared (a typo
+costs one line, not a feature extraction); `trial_state` then says, once the data key is known,
+which of the plan's trials the store already holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from grid.sweeps import serves, setting_combinations, swept_values
-from hcld.config import BACKBONES, TrialConfig
+from grid.store import Plan, ResultStore
+from grid.sweeps import parse_settings, parse_sweeps, serves, setting_combinations, swept_values
+from grid.trials import TrialPoint, TrialSpec, make_specs
+from hcld.config import BACKBONES, TrialConfig, Variant, choices
+from hcld.data.folds import N_FOLDS
 from hcld.errors import ConfigError, HcldError
 from hcld.losses.variants import canonical
 
@@ -87,18 +96,6 @@ def get_grid(name: str) -> GridSpec:
 # -- resolving a grid -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrialPoint:
-    """One trial of the grid before its data is known: a canonical config and a fold number."""
-
-    config: TrialConfig
-    fold: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
-
-
 def resolve(
     spec: GridSpec,
     *,
@@ -135,3 +132,81 @@ def points_per_setting(points: list[TrialPoint], sweeps: dict[str, tuple[Any, ..
     own = [swept_values(p.config, sweeps) for p in points]
     return [(combo, sum(1 for values in own if serves(values, combo)))
             for combo in setting_combinations(sweeps)]
+
+
+# -- the plan of a run ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """What a run will do, known before any data work: the grid and its checked trial points."""
+
+    spec: GridSpec
+    fold_scheme: str
+    features: str
+    sweeps: dict[str, tuple[Any, ...]]
+    points: list[TrialPoint]
+
+
+def _check_names(kind: str, names: typing.Sequence[str] | None, known: tuple[str, ...]) -> None:
+    bad = [n for n in names or () if n not in known]
+    if bad:
+        raise HcldError(f"unknown {kind} {bad}; known: {', '.join(known)}")
+
+
+def plan_grid(
+    grid: str,
+    *,
+    epochs: int | None = None,
+    fold_scheme: str | None = None,
+    features: str | None = None,
+    backbones: typing.Sequence[str] | None = None,
+    variants: typing.Sequence[str] | None = None,
+    settings: typing.Iterable[str] = (),
+    sweeps: typing.Iterable[str] = (),
+    iemocap: Path | None = None,
+    hubert_checkpoint: Path | None = None,
+    roberta: Path | None = None,
+) -> GridPlan:
+    """Check every setting (`settings`: --set items, `sweeps`: --sweep items) and expand the grid;
+    raises HcldError on the first bad one."""
+    spec = get_grid(grid)
+    _check_names("backbone(s)", backbones, BACKBONES)
+    _check_names("variant(s)", variants, choices(Variant))
+    overrides = parse_settings(settings)
+    swept = {**spec.sweeps, **parse_sweeps(sweeps)}
+    if epochs is not None:
+        overrides["epochs"] = epochs
+        # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.
+        warmup = spec.settings.get("warmup_epochs", TrialConfig.warmup_epochs)
+        if "warmup_epochs" not in overrides and warmup >= epochs:
+            overrides["warmup_epochs"] = epochs // 5
+    if roberta is not None:
+        overrides["roberta_path"] = str(Path(roberta).absolute())
+    features = features or ("hubert" if iemocap else "fbank")
+    if features == "hubert" and hubert_checkpoint is None:
+        raise HcldError("--features hubert needs --hubert-checkpoint PATH (a local HuBERT-Base; "
+                        "nothing is downloaded)")
+    scheme = fold_scheme or spec.fold_scheme
+    points = resolve(spec, n_folds=N_FOLDS[scheme], backbones=backbones, variants=variants,
+                     settings=overrides, sweeps=swept)
+    return GridPlan(spec, scheme, features, swept, points)
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """The plan's trials on this data, and what the store says of each: shared by the dry run
+    and the real run."""
+
+    specs: list[TrialSpec]  # one per trial point
+    state: Plan  # done / gave up / pending ids and attempts so far
+    pending: list[TrialSpec]  # the specs to run now, with the attempts earlier runs spent
+
+
+def trial_state(plan: GridPlan, data_key: str, store: ResultStore, max_failures: int) -> TrialState:
+    specs = make_specs(plan.points, data_key, store, plan.sweeps)
+    state = store.plan([s.trial_id for s in specs], max_failures)
+    todo = set(state.pending)
+    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id])
+               for s in specs if s.trial_id in todo]
+    return TrialState(specs, state, pending)

@@ -4,6 +4,9 @@ output stays readable in a log file or a CI job)."""
 from __future__ import annotations
 
 import math
+import os
+import socket
+import statistics
 import sys
 import time
 from typing import Any, TextIO
@@ -99,3 +102,26 @@ class Progress:
         elapsed = time.monotonic() - self.started_at
         return (f"{self.done} done, {self.failed} failed, {self.retried} retried attempt(s), "
                 f"{self.total - self.done - self.failed} not finished; wall {_duration(elapsed)}")
+
+
+def wall_estimate(rows: list[dict[str, Any]], pending: list, *, parallel: int) -> str | None:
+    """A rough wall time for `pending` (TrialSpecs) from the store's finished `rows` of the same
+    backbone and epochs on this host (variants differ by tens of percent at most), `parallel`
+    at a time; None when the store holds no such trial."""
+    seconds: dict[tuple, list[float]] = {}
+    for r in rows:
+        if r["status"] == "done" and r["host"] == socket.gethostname() and r["seconds"]:
+            seconds.setdefault((r["backbone"], r["epochs"]), []).append(r["seconds"])
+    known = [statistics.median(seconds[k]) for s in pending
+             if (k := (s.config.backbone, s.config.epochs)) in seconds]
+    if not pending or not known:
+        return None
+    per_trial = sum(known) / len(known)
+    return (f"estimate: about {per_trial * len(pending) / parallel / 60:.1f} min for {len(pending)} trials "
+            f"({per_trial:.0f} s each from {len(known)} similar finished trials on this host, "
+            f"{parallel} at a time)")
+
+
+def concurrency(executor: str, cpus_per_trial: float) -> int:
+    """Trials at a time on this machine: one for the local executor, cores / CPUs per trial for Ray."""
+    return 1 if executor == "local" else max(1, int((os.cpu_count() or 1) / cpus_per_trial))

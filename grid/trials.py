@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import socket
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 import hcld
-from grid.plan import TrialPoint
+from grid.sweeps import setting_label, swept_values
 from hcld.config import TrialConfig, TrialResult
 from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from grid.store import ResultStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PACKAGES = ("hcld", "kernels")  # code that decides a trial's numbers; grid/ only schedules
+SOURCE_PACKAGES = ("hcld", "kernels")  # only code that decides a trial's numbers lives here
 
 # One row per trial attempt. Every column but the config's is written by `trial_row` below; the
 # report reads this schema (older tables lacking a column get it as nulls).
@@ -70,17 +71,24 @@ SCHEMA = pa.schema(
 _code_version: str | None = None
 
 
+def source_hash(root: Path = REPO_ROOT) -> str:
+    """Hash of the SOURCE_PACKAGES' Python files under `root` (paths and bytes)."""
+    digest = hashlib.sha256()
+    for package in SOURCE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def code_version() -> str:
     """Package version + hash of the hcld/ and kernels/ sources: equal for equal code, so a re-run
-    of unchanged code finds its finished trials, and an edit to the model or a loss re-runs them."""
+    of unchanged code finds its finished trials, and an edit to the model or a loss re-runs them.
+    Benchmarks, the CLI, planning, the store and the report are outside those packages: editing
+    them re-runs nothing."""
     global _code_version
     if _code_version is None:
-        digest = hashlib.sha256()
-        for package in SOURCE_PACKAGES:
-            for path in sorted((REPO_ROOT / package).rglob("*.py")):
-                digest.update(path.relative_to(REPO_ROOT).as_posix().encode())
-                digest.update(path.read_bytes())
-        _code_version = f"{hcld.__version__}+{digest.hexdigest()[:10]}"
+        _code_version = f"{hcld.__version__}+{source_hash()}"
     return _code_version
 
 
@@ -137,7 +145,19 @@ def now() -> str:
 
 
 
-# -- the spec a worker runs --------------------------------------------------------------------
+# -- the trial before and after its data is known --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialPoint:
+    """One trial of the grid before its data is known: a canonical config and a fold number."""
+
+    config: TrialConfig
+    fold: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
 
 
 @dataclass(frozen=True)
@@ -152,20 +172,31 @@ class TrialSpec:
     code_version: str
     artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
     attempts_before: int = 0  # attempts recorded in the store by earlier runs
+    setting: str = ""  # its swept values, e.g. "temperature=0.5" (grid.sweeps.setting_label)
+
+    @property
+    def name(self) -> str:
+        """backbone/variant/foldN: short, for Ray's trial names."""
+        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
 
     @property
     def label(self) -> str:
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+        """The name and the swept values: what progress lines print."""
+        return f"{self.name} {self.setting}" if self.setting else self.name
 
 
-def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore) -> list[TrialSpec]:
-    """The planned points as specs on this data, each with its id and artifacts folder."""
+def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore,
+               sweeps: typing.Iterable[str] = ()) -> list[TrialSpec]:
+    """The planned points as specs on this data, each with its id, artifacts folder and the
+    values it takes of the swept keys."""
     version = code_version()
+    keys = list(sweeps)
     specs = []
     for p in points:
         tid = trial_id(p.config, p.fold, data_key, version)
         specs.append(TrialSpec(tid, store.grid, p.config, p.fold, data_key, version,
-                               str(store.artifacts_dir(tid))))
+                               str(store.artifacts_dir(tid)),
+                               setting=setting_label(swept_values(p.config, keys))))
     return specs
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from hcld.errors import DataError
 
-if TYPE_CHECKING:  # polars is imported where used: the GPU machine's trial path has none
+if TYPE_CHECKING:  # polars only where used (the dependency rule, tests/test_packaging.py)
     import polars as pl
 
 

@@ -10,7 +10,7 @@
 
 and returns an `Experiment`: a handful of strings that pickle cheaply to Ray workers, which open
 the memmapped features themselves, so every worker on a machine shares one page-cached copy.
-`Experiment.trial_data` needs numpy only (no polars, no ray), like the trainer.
+`Experiment.trial_data` needs numpy only, like the trainer (tests/test_packaging.py).
 """
 
 from __future__ import annotations

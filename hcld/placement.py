@@ -106,7 +106,7 @@ class ResidentFeatures(FeatureSource):
     def __init__(self, table: torch.Tensor) -> None:
         self.table, self.device = table, table.device
         self._buffers = {}
-        # CPU: numpy's row gather is a memcpy per row; torch's index_select of fp16 on CPU is ~100x slower
+        # CPU: numpy's row gather is a memcpy per row; torch's index_select of fp16 on CPU is far slower
         self._array = table.numpy() if table.device.type == "cpu" else None
 
     def gather(self, rows: Rows) -> torch.Tensor:

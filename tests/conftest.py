@@ -1,4 +1,9 @@
-"""Shared fixtures: one small synthetic corpus per test session, read by the real IEMOCAP reader."""
+"""Shared fixtures: one small synthetic corpus per test session, read by the real IEMOCAP reader.
+
+Before any test module imports a Triton kernel, the suite picks the interpreter when there is no
+GPU (triton reads TRITON_INTERPRET when a kernel is decorated): `python -m pytest -q` passes on a
+CPU machine with no variables set. An explicit TRITON_INTERPRET wins.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network in tests
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")

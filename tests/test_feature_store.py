@@ -189,7 +189,7 @@ def test_features_command_reports_a_missing_checkpoint_without_traceback(manifes
 
     result = CliRunner().invoke(features, ["--manifest", str(manifest), "--extractor", "hubert",
                                            "--store", str(tmp_path / "store")])
-    assert result.exit_code == 1 and "hubert_fairseq_base_ls960.pth" in result.output
+    assert result.exit_code == 2 and "error: " in result.output and "hubert_fairseq_base_ls960.pth" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "store").exists()
 
 

@@ -89,4 +89,4 @@ def test_folds_cli_writes_the_scheme(synth_manifest, tmp_path):
     assert read_folds(data_dir / "folds-loso.parquet").equals(make_folds(read_manifest(synth_manifest), "loso"))
     assert res.output.count("fold ") == 5
     res = CliRunner().invoke(data_cli, ["folds", str(tmp_path / "nowhere")])
-    assert res.exit_code == 1 and "manifest not found" in res.output
+    assert res.exit_code == 2 and "error: " in res.output and "manifest not found" in res.output

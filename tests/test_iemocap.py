@@ -268,5 +268,5 @@ def test_prepare_cli_prints_counts_and_writes_folds(tmp_path):
     assert {p.name for p in out.iterdir()} == {"manifest.parquet", "folds-random5.parquet", "folds-loso.parquet"}
 
     res = CliRunner().invoke(data_cli, ["prepare", "--iemocap", str(root), "--out", str(out), "--strict"])
-    assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "error: " in res.output and "Traceback" not in res.output
     assert "Ses02F_impro02_F000.wav" in res.output

@@ -8,10 +8,10 @@ tiles give the reference's values, so whichever the tuner picks on a device comp
 
 import pytest
 import torch
-
-from kernels import tiles as T
-from kernels import autotune, reference
 from kernel_testing import GRAD_TOL, import_interpreted, rand_labels, rand_x
+
+from kernels import autotune, reference
+from kernels import tiles as T
 
 triton_supcon = import_interpreted("kernels.triton_supcon")
 triton_icld = import_interpreted("kernels.triton_icld")

@@ -8,10 +8,10 @@ losses agree to 1e-4 relative.
 
 import pytest
 import torch
+from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 import kernels
 from kernels import reference
-from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 triton_icld = import_interpreted("kernels.triton_icld")
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")

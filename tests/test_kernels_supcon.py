@@ -9,10 +9,10 @@ plus an absolute 1e-6 for gradients that are zero up to rounding (e.g. LCL with 
 
 import pytest
 import torch
+from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 import kernels
 from kernels import reference
-from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
 triton_supcon = import_interpreted("kernels.triton_supcon")
 # triton 3.6's interpreter trips a numpy deprecation on every scalar index; not ours to fix
@@ -184,8 +184,8 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
 
 def test_bench_records_the_tiles_tuning_picked(monkeypatch):
     from grid.cli.bench_kernels import load_bench
-    from kernels import tiles as T
     from kernels import autotune
+    from kernels import tiles as T
 
     bench = load_bench()
     autotune.forget()

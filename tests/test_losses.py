@@ -14,7 +14,15 @@ from hcld.losses.orth import orth_loss
 from hcld.losses.sampling import ensure_positive_index
 from hcld.losses.supcon import anchors_with_positive, supcon_loss
 from hcld.losses.task import cross_entropy
-from hcld.losses.variants import TERM_NAMES, VARIANTS, canonical, loss_terms, unused_settings, variant_weights, weighted_total
+from hcld.losses.variants import (
+    TERM_NAMES,
+    VARIANTS,
+    canonical,
+    loss_terms,
+    unused_settings,
+    variant_weights,
+    weighted_total,
+)
 
 EPS = 1e-8
 

@@ -1,4 +1,12 @@
-"""Our top-level `kernels` package shares its name with an optional package that transformers
+"""How the packages depend on each other and on the outside.
+
+The dependency rule: the trial path (hcld.train.run_trial, hcld.pipeline's Experiment.trial_data,
+hcld.data.audio, hcld.fileio, the store's row and file code in grid.trials / grid.store / grid.execute's
+local executor) imports neither ray nor polars, because the GPU machines carry torch and triton
+but not those; they are imported where used (the reader, the folds, the report, the Ray executor).
+Modules follow this rule without restating it; the test below enforces it.
+
+Our top-level `kernels` package shares its name with an optional package that transformers
 probes for (Hugging Face's kernel hub): loading RoBERTa must still work with ours installed."""
 
 import subprocess
@@ -27,3 +35,23 @@ def test_console_script_is_installed():
     assert out.returncode == 0, out.stderr
     for command in ("data", "features", "run", "report", "bench"):
         assert command in out.stdout
+
+
+def test_the_trial_path_runs_without_ray_or_polars():
+    code = (
+        "import sys\n"
+        "class Absent:  # behave as if ray and polars were not installed (the GPU machine)\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('ray', 'polars'): raise ImportError(name + ' is not installed')\n"
+        "sys.meta_path.insert(0, Absent())\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_train import make_data, tiny\n"
+        "from hcld.train import run_trial\n"
+        "import hcld.pipeline, hcld.data.audio, hcld.fileio, grid.trials, grid.store, grid.execute\n"
+        "r = run_trial(tiny(epochs=1), make_data(n=32))\n"
+        "assert not {'ray', 'polars'} & set(sys.modules)\n"
+        "print('ok', r.metrics['emo_wa'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok ")

@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 
 import polars as pl
 from click.testing import CliRunner
+from test_figures import grid_with_artifacts
+from test_report import hand_rows, trial, write
 
 from grid import report as R
 from grid.cli.report import report as report_cmd
 from grid.render_html import render_html
-from test_figures import grid_with_artifacts
-from test_report import hand_rows, trial, write
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
 

@@ -39,6 +39,25 @@ def test_code_version_is_package_version_plus_source_hash(monkeypatch):
     assert code_version() == v  # recomputed from the same sources
 
 
+def test_code_version_hashes_the_code_that_decides_numbers_and_nothing_else(tmp_path):
+    import shutil
+
+    for folder in ("hcld", "kernels", "benchmarks", "grid", "tests"):
+        shutil.copytree(store_mod.REPO_ROOT / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    before = store_mod.source_hash(tmp_path)
+    for tool in ("benchmarks/__init__.py", "grid/cli/__init__.py", "grid/store.py", "tests/conftest.py"):
+        with open(tmp_path / tool, "a") as f:
+            f.write("\n# an edit to a benchmark, the CLI, the store or a test\n")
+    assert store_mod.source_hash(tmp_path) == before  # no trial id changes, no trial re-runs
+    for science in ("hcld/losses/icld.py", "kernels/reference.py", "hcld/data/folds.py"):
+        text = (tmp_path / science).read_text()
+        (tmp_path / science).write_text(text + "\n# an edit\n")
+        assert store_mod.source_hash(tmp_path) != before, science
+        (tmp_path / science).write_text(text)
+    assert store_mod.source_hash(tmp_path) == before
+
+
 def test_append_writes_schema_and_keeps_every_attempt(tmp_path):
     s = ResultStore(tmp_path / "g", "g")
     assert s.rows() == []

@@ -16,11 +16,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from test_runner import ok_trial
 
 from grid.cli.run import run
 from grid.execute import TRIAL_FN_ENV
 from grid.store import RunLock
-from test_runner import ok_trial
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-grid run')"]
@@ -209,7 +209,7 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_holder(tmp_path,
 @pytest.mark.parametrize("args, message", [
     (["--set", "nosuch=1"], "--set nosuch: not a trial setting"),
     (["--set", "epochs=many"], "--set epochs=many: expected int"),
-    (["--backbones", "cnn,gru"], "unknown backbone(s) ['gru']"),
+    (["--backbones", "cnn,gru"], "unknown gru; choose from cnn, lstm, transformer"),
     (["--features", "hubert"], "--features hubert needs --hubert-checkpoint"),
 ])
 def test_bad_options_are_refused_clearly(tmp_path, args, message):
@@ -236,23 +236,15 @@ def test_dry_run_does_no_data_work_and_says_what_a_run_would_compute(tmp_path, d
 
 
 def test_epochs_option_shortens_a_warm_up_that_would_cover_every_epoch():
-    from grid.cli.run import RunOptions, plan_grid
+    from grid.plan import plan_grid
 
-    def options(**changes):
-        base = dict(grid="demo", epochs=None, fold_scheme=None, features=None, backbones=None, variants=None,
-                    settings=(), sweeps=(), iemocap=None, hubert_checkpoint=None, roberta=None,
-                    data_dir=Path("data"), results_dir=Path("results"), executor="local", gpus_per_trial=None,
-                    cpus_per_trial=1.0, address=None, no_dashboard=True, max_failures=1, verbose=False,
-                    dry_run=True)
-        return RunOptions(**{**base, **changes})
+    def warmups(**options):
+        return {(p.config.epochs, p.config.warmup_epochs) for p in plan_grid("demo", **options).points}
 
-    def warmups(o):
-        return {(p.config.epochs, p.config.warmup_epochs) for p in plan_grid(o).points}
-
-    assert warmups(options()) == {(15, 2)}
-    assert warmups(options(epochs=2)) == {(2, 0)}  # demo's 2 warm-up epochs would leave none to train
-    assert warmups(options(epochs=3)) == {(3, 2)}
-    assert warmups(options(epochs=2, settings=("warmup_epochs=1",))) == {(2, 1)}  # an explicit --set wins
+    assert warmups() == {(15, 2)}
+    assert warmups(epochs=2) == {(2, 0)}  # demo's 2 warm-up epochs would leave none to train
+    assert warmups(epochs=3) == {(3, 2)}
+    assert warmups(epochs=2, settings=("warmup_epochs=1",)) == {(2, 1)}  # an explicit --set wins
 
 
 def test_address_joins_a_running_ray_cluster(tmp_path, data_dir):

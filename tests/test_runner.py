@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from grid import plan as grid_specs
-from grid.progress import Progress
 from grid.execute import run_local
-from grid.trials import make_specs
+from grid.progress import Progress
 from grid.store import ResultStore
+from grid.trials import make_specs
 from hcld.config import TrialResult
 from hcld.errors import TrialFailed
 
@@ -113,6 +113,23 @@ def test_local_epoch_lines_show_each_epoch(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cnn/hcld/fold0 epoch 0: loss_total 1, emo_ua 0.25" in out
     assert "cnn/hcld/fold0 epoch 1: loss_total 0.5, emo_ua 0.25" in out
+
+
+def test_progress_lines_name_the_swept_values_of_each_trial(tmp_path, capsys):
+    experiment = FakeExperiment()
+    store = ResultStore(tmp_path / "swept", "swept")
+    sweeps = {"temperature": (0.07, 0.5)}
+    points = grid_specs.resolve(grid_specs.GridSpec("swept", "test", backbones=("cnn",),
+                                                    variants=("emo_only", "hcld"), settings={"epochs": 2},
+                                                    folds=(0,), sweeps=sweeps),
+                                n_folds=experiment.n_folds)
+    specs = make_specs(points, experiment.data_key, store, sweeps)
+    run_local(specs, experiment, store, Progress(len(specs)), trial_fn=ok_trial)
+    done = [line for line in capsys.readouterr().out.splitlines() if "] done" in line]
+    assert len(done) == 3  # emo_only does not read the temperature: one trial serves both values
+    assert any("cnn/hcld/fold0 temperature=0.07 " in line for line in done)
+    assert any("cnn/hcld/fold0 temperature=0.5 " in line for line in done)
+    assert any("cnn/emo_only/fold0 temperature=* " in line for line in done)
 
 
 def test_local_failure_is_recorded_retried_and_the_grid_goes_on(tmp_path):

@@ -24,10 +24,10 @@ from pathlib import Path
 import click
 
 from grid import plan as grid_specs
-from grid.progress import Progress
 from grid.execute import noop_trial
-from grid.trials import make_specs
+from grid.progress import Progress
 from grid.store import ResultStore
+from grid.trials import make_specs
 
 
 @dataclass

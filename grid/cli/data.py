@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
+from grid.cli.options import input_errors
+from hcld.data.folds import FOLD_SCHEMES
 from hcld.errors import HcldError
 from hcld.labels import EMOTIONS
-
-
-def _user_errors(fn):
-    """HcldError -> a one-line click error (exit code 1, no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except HcldError as err:
-            raise click.ClickException(str(err)) from err
-
-    return wrapper
 
 
 @click.group()
@@ -34,7 +22,7 @@ def data() -> None:
 @click.option("--utterances", default=1000, show_default=True, type=click.IntRange(min=10),
               help="Kept utterances (ang/hap/neu/sad); ~15% more with dropped labels are added.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@_user_errors
+@input_errors
 def synth(out: Path, utterances: int, seed: int) -> None:
     """Write the synthetic corpus to OUT in the IEMOCAP release layout (read it with `data prepare`)."""
     from hcld.data.synth import write_synthetic_corpus
@@ -51,7 +39,7 @@ def synth(out: Path, utterances: int, seed: int) -> None:
               help="Where manifest.parquet and the folds files go.")
 @click.option("--strict", is_flag=True, help="Fail on the first bad file instead of skipping it.")
 @click.option("--fold-seed", default=0, show_default=True, type=int, help="Seed of the random5 folds.")
-@_user_errors
+@input_errors
 def prepare(root: Path, out_dir: Path, strict: bool, fold_seed: int) -> None:
     """Read a corpus tree into OUT/manifest.parquet and write its random5 and loso folds next to it."""
     from hcld.data.iemocap import RELEASE_COUNTS, prepare_iemocap, read_manifest
@@ -77,9 +65,9 @@ def prepare(root: Path, out_dir: Path, strict: bool, fold_seed: int) -> None:
 
 @data.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--scheme", type=click.Choice(["random5", "loso"]), default="random5", show_default=True)
+@click.option("--scheme", type=click.Choice(FOLD_SCHEMES), default="random5", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random5 folds.")
-@_user_errors
+@input_errors
 def folds(data_dir: Path, scheme: str, seed: int) -> None:
     """(Re)write DATA_DIR/folds-<scheme>.parquet from DATA_DIR/manifest.parquet and print fold sizes."""
     from hcld.data.folds import folds_filename, make_folds, write_folds
@@ -93,7 +81,7 @@ def folds(data_dir: Path, scheme: str, seed: int) -> None:
 
 
 def _write_all_folds(manifest, out_dir: Path, seed: int) -> None:
-    from hcld.data.folds import FOLD_SCHEMES, folds_filename, make_folds, write_folds
+    from hcld.data.folds import folds_filename, make_folds, write_folds
 
     for scheme in FOLD_SCHEMES:
         try:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
-from hcld.errors import HcldError
+from grid.cli.options import input_errors
+from hcld.features import EXTRACTORS
 
 
 @click.command()
 @click.option("--manifest", type=click.Path(path_type=Path), required=True,
               help="manifest.parquet written by `hcld-grid data prepare`.")
-@click.option("--extractor", type=click.Choice(["fbank", "hubert"]), default="fbank", show_default=True,
+@click.option("--extractor", type=click.Choice(list(EXTRACTORS)), default="fbank", show_default=True,
               help="fbank needs nothing; hubert needs --checkpoint.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="hubert only: torchaudio's HUBERT_BASE weights, hubert_fairseq_base_ls960.pth (see README).")
@@ -22,6 +23,7 @@ from hcld.errors import HcldError
               help="Feature store folder (entries are named <extractor>-<key>).")
 @click.option("--batch-size", type=int, default=None, help="Utterances per extraction batch (extractor default).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@input_errors
 def features(manifest: Path, extractor: str, checkpoint: Path | None, layer: int | None, store: Path,
              batch_size: int | None, progress: bool) -> None:
     """Compute the features of every manifest row once; later calls with the same inputs reuse them."""
@@ -33,11 +35,8 @@ def features(manifest: Path, extractor: str, checkpoint: Path | None, layer: int
         raise click.UsageError("--layer only applies to --extractor hubert")
     before = {p.name for p in store.iterdir() if is_complete(p)} if store.is_dir() else set()
     started = time.perf_counter()
-    try:
-        fs = extract_features(manifest, extractor, store, checkpoint=checkpoint, progress=progress,
-                              batch_size=batch_size, log=click.echo, **options)
-    except HcldError as err:
-        raise click.ClickException(str(err)) from err
+    fs = extract_features(manifest, extractor, store, checkpoint=checkpoint, progress=progress,
+                          batch_size=batch_size, log=click.echo, **options)
     seconds = time.perf_counter() - started
     n = fs.shape[0]
     how = (f"reused (extracted {fs.meta['created_at']})" if fs.key in before

@@ -6,7 +6,6 @@ trials are planned, before any data is prepared: a typo costs one line, not a fe
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -15,40 +14,30 @@ from typing import Any
 
 import click
 
-from grid import plan as grid_specs
-from grid.sweeps import parse_settings, parse_sweeps, setting_label, swept_values
-from grid.progress import Progress
-from grid.execute import TRIAL_FN_ENV
-from grid.trials import code_version, make_specs
-from grid.store import Plan, ResultStore, RunLock
-from hcld.config import TrialConfig, Variant, choices
+from grid.cli.options import comma_list, input_errors
+from grid.execute import EXECUTORS, TRIAL_FN_ENV, run_pending
+from grid.plan import GRIDS, GridPlan, plan_grid, points_per_setting, trial_state
+from grid.progress import Progress, concurrency, wall_estimate
+from grid.store import ResultStore, RunLock
+from grid.sweeps import setting_label, swept_values
+from grid.trials import code_version
+from hcld.config import BACKBONES, TrialConfig, Variant, choices
 from hcld.data.folds import FOLD_SCHEMES, N_FOLDS
 from hcld.errors import HcldError
-
-
-def _csv(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def _check_names(kind: str, names: tuple[str, ...] | None, known: tuple[str, ...]) -> None:
-    bad = [n for n in names or () if n not in known]
-    if bad:
-        raise HcldError(f"unknown {kind} {bad}; known: {', '.join(known)}")
+from hcld.features import EXTRACTORS
 
 
 @click.command(context_settings={"max_content_width": 100})
-@click.argument("grid", type=click.Choice(list(grid_specs.GRIDS)))
+@click.argument("grid", type=click.Choice(list(GRIDS)))
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides the grid).")
 @click.option("--folds", "fold_scheme", type=click.Choice(FOLD_SCHEMES),
               help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
                    "(leave one session out).")
-@click.option("--features", type=click.Choice(["hubert", "fbank"]),
+@click.option("--features", type=click.Choice(list(EXTRACTORS)),
               help="Input features. Default: hubert with --iemocap, else fbank.")
-@click.option("--backbones", callback=_csv, metavar="LIST",
-              help="Comma-separated subset of cnn,lstm,transformer.")
-@click.option("--variants", callback=_csv, metavar="LIST",
+@click.option("--backbones", callback=comma_list(BACKBONES), metavar="LIST",
+              help=f"Comma-separated subset of {','.join(BACKBONES)}.")
+@click.option("--variants", callback=comma_list(choices(Variant)), metavar="LIST",
               help=f"Comma-separated loss variants ({','.join(choices(Variant))}).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "
@@ -71,7 +60,7 @@ def _check_names(kind: str, names: tuple[str, ...] | None, known: tuple[str, ...
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("results"), show_default=True,
               help="Results go to RESULTS_DIR/GRID/ (trials.parquet, trials/<id>/, ray/).")
-@click.option("--executor", type=click.Choice(["ray", "local"]), default="ray", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default="ray", show_default=True,
               help="ray: Ray Tune, trials in parallel; local: in this process, one after another "
                    "(no Ray needed).")
 @click.option("--gpus-per-trial", type=click.FloatRange(min=0),
@@ -88,17 +77,14 @@ def _check_names(kind: str, names: tuple[str, ...] | None, known: tuple[str, ...
               help="Ray: show Ray's own output and tables; local: one line per epoch.")
 @click.option("--dry-run", is_flag=True,
               help="List the trials, which are already done, and the resources; run nothing.")
+@input_errors
 def run(**options) -> None:
     """Run the ablation GRID: backbones x loss variants x folds (x swept settings).
 
     Results are appended to RESULTS_DIR/GRID/trials.parquet as each trial ends. Re-running the
     same command skips finished trials, so an interrupted grid is resumed by running it again.
     """
-    try:
-        _run(RunOptions(**options))
-    except HcldError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    _run(RunOptions(**options))
 
 
 @dataclass(frozen=True)
@@ -128,44 +114,14 @@ class RunOptions:
     dry_run: bool
 
 
-@dataclass(frozen=True)
-class GridPlan:
-    """What a run will do, known before any data work: the grid, its checked trial points."""
-
-    spec: grid_specs.GridSpec
-    fold_scheme: str
-    features: str
-    sweeps: dict[str, tuple[Any, ...]]
-    points: list[grid_specs.TrialPoint]
-
-
-def plan_grid(o: RunOptions) -> GridPlan:
-    """Check every setting and expand the grid; raises HcldError on the first bad one."""
-    spec = grid_specs.get_grid(o.grid)
-    _check_names("backbone(s)", o.backbones, grid_specs.BACKBONES)
-    _check_names("variant(s)", o.variants, choices(Variant))
-    overrides = parse_settings(o.settings)
-    sweeps = {**spec.sweeps, **parse_sweeps(o.sweeps)}
-    if o.epochs is not None:
-        overrides["epochs"] = o.epochs
-        # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.
-        warmup = spec.settings.get("warmup_epochs", TrialConfig.warmup_epochs)
-        if "warmup_epochs" not in overrides and warmup >= o.epochs:
-            overrides["warmup_epochs"] = o.epochs // 5
-    if o.roberta is not None:
-        overrides["roberta_path"] = str(o.roberta.absolute())
-    features = o.features or ("hubert" if o.iemocap else "fbank")
-    if features == "hubert" and o.hubert_checkpoint is None:
-        raise HcldError("--features hubert needs --hubert-checkpoint PATH (a local HuBERT-Base; "
-                        "nothing is downloaded)")
-    scheme = o.fold_scheme or spec.fold_scheme
-    points = grid_specs.resolve(spec, n_folds=N_FOLDS[scheme], backbones=o.backbones,
-                                variants=o.variants, settings=overrides, sweeps=sweeps)
-    return GridPlan(spec, scheme, features, sweeps, points)
+def plan_of(o: RunOptions) -> GridPlan:
+    return plan_grid(o.grid, epochs=o.epochs, fold_scheme=o.fold_scheme, features=o.features,
+                     backbones=o.backbones, variants=o.variants, settings=o.settings, sweeps=o.sweeps,
+                     iemocap=o.iemocap, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta)
 
 
 def _run(o: RunOptions) -> None:
-    plan = plan_grid(o)
+    plan = plan_of(o)
     if o.iemocap is None:
         click.echo(f"data: no --iemocap given, so the built-in SYNTHETIC corpus "
                    f"({plan.spec.synth_utterances} utterances) with {plan.features} features is "
@@ -206,28 +162,10 @@ def _prepare(o: RunOptions, plan: GridPlan):
     return experiment
 
 
-@dataclass(frozen=True)
-class TrialState:
-    """The plan's trials on this data, and what the store says of each: shared by the dry run
-    and the real run."""
-
-    specs: list  # grid.execute.TrialSpec, one per trial point
-    state: Plan  # done / gave up / pending ids and attempts so far
-    pending: list  # the specs to run now, with the attempts earlier runs spent
-
-
-def trial_state(plan: GridPlan, experiment, store: ResultStore, max_failures: int) -> TrialState:
-    specs = make_specs(plan.points, experiment.data_key, store)
-    state = store.plan([s.trial_id for s in specs], max_failures)
-    todo = set(state.pending)
-    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id]) for s in specs if s.trial_id in todo]
-    return TrialState(specs, state, pending)
-
-
 def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
     grid, max_failures = o.grid, o.max_failures
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    trials = trial_state(plan, experiment, store, max_failures)
+    trials = trial_state(plan, experiment.data_key, store, max_failures)
     trial_specs, state, pending = trials.specs, trials.state, trials.pending
     gave_up = (f", {len(state.gave_up)} given up (failed {max_failures + 1}x; raise "
                f"--max-failures to retry them)" if state.gave_up else "")
@@ -242,16 +180,10 @@ def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -
         return
     progress = Progress(len(pending))
     try:
-        if o.executor == "local":
-            from grid.execute import run_local
-
-            run_local(pending, experiment, store, progress, trial_fn=trial_fn,
-                      max_failures=max_failures, epoch_lines=o.verbose)
-        else:
-            _run_with_ray(pending, experiment, store, progress, trial_fn=trial_fn,
-                          max_failures=max_failures, cpus_per_trial=o.cpus_per_trial,
-                          gpus_per_trial=o.gpus_per_trial, address=o.address,
-                          dashboard=not o.no_dashboard, verbose=o.verbose)
+        run_pending(pending, experiment, store, progress, executor=o.executor, trial_fn=trial_fn,
+                    max_failures=max_failures, cpus_per_trial=o.cpus_per_trial,
+                    gpus_per_trial=o.gpus_per_trial, address=o.address,
+                    dashboard=not o.no_dashboard, verbose=o.verbose, echo=click.echo)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
                    f"{store.path}; run the same command again to resume.")
@@ -272,27 +204,6 @@ def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -
         sys.exit(1)
 
 
-def _run_with_ray(pending, experiment, store, progress, *, trial_fn, max_failures,
-                  cpus_per_trial, gpus_per_trial, address, dashboard, verbose) -> None:
-    import ray
-
-    from grid.execute import start_ray
-    from grid.execute import run_ray
-
-    session = start_ray(address=address, dashboard=dashboard, verbose=verbose)
-    try:
-        for line in session.describe():
-            click.echo(line)
-        if gpus_per_trial is None:
-            gpus_per_trial = 1.0 if session.gpus > 0 else 0.0
-        click.echo(f"resources per trial: {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU")
-        run_ray(pending, experiment, store, progress, trial_fn=trial_fn,
-                max_failures=max_failures, cpus_per_trial=cpus_per_trial,
-                gpus_per_trial=gpus_per_trial, verbose=verbose)
-    finally:
-        ray.shutdown()
-
-
 def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
     """List what a run would do, without preparing any data (hcld.pipeline.inspect_experiment)."""
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
@@ -305,7 +216,7 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
             click.echo(f"{p.label:<32}{p.config.epochs:>7}  {_swept_label(p.config, plan.sweeps)}".rstrip())
         click.echo(f"{len(plan.points)} trials would run -> {store.path}")
     else:
-        trials = trial_state(plan, experiment, store, o.max_failures)
+        trials = trial_state(plan, experiment.data_key, store, o.max_failures)
         specs, state = trials.specs, trials.state
         status = {**{t: "done" for t in state.done}, **{t: "gave up" for t in state.gave_up},
                   **{t: "pending" for t in state.pending}}
@@ -313,17 +224,18 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
                    f"{experiment.description} (data on disk)")
         click.echo(f"{'trial_id':<17}{'trial':<32}{'epochs':>7}  {'attempts':>8}  state  setting")
         for s in specs:
-            line = (f"{s.trial_id:<17}{s.label:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
-                    f"{status[s.trial_id]:<8}{_swept_label(s.config, plan.sweeps)}")
+            line = (f"{s.trial_id:<17}{s.name:<32}{s.config.epochs:>7}  {state.attempts[s.trial_id]:>8}  "
+                    f"{status[s.trial_id]:<8}{s.setting}")
             click.echo(line.rstrip())
         click.echo(f"{len(specs)} trials: {len(state.done)} done, {len(state.gave_up)} given up, "
                    f"{len(state.pending)} would run -> {store.path}")
-        estimate = _wall_estimate(store, trials.pending, o)
+        estimate = wall_estimate(store.rows(), trials.pending,
+                                 parallel=concurrency(o.executor, o.cpus_per_trial))
         if estimate:
             click.echo(estimate)
     if plan.sweeps:
         click.echo("trials per setting (a trial that does not read a swept key serves every value):")
-        for combo, n in grid_specs.points_per_setting(plan.points, plan.sweeps):
+        for combo, n in points_per_setting(plan.points, plan.sweeps):
             click.echo(f"  {setting_label(combo)}: {n}")
     if o.executor == "local":
         click.echo("resources: local executor, one trial at a time in this process")
@@ -333,26 +245,6 @@ def _dry_run(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> N
                    f"concurrency = cluster CPUs / {o.cpus_per_trial:g}")
     if trial_fn != "hcld":
         click.echo(f"trial function: {trial_fn} (from ${TRIAL_FN_ENV})")
-
-
-def _wall_estimate(store: ResultStore, pending, o: RunOptions) -> str | None:
-    """A rough wall time from the store's finished trials of the same backbone and epochs on this
-    host (variants differ by tens of percent at most), or None when it holds none."""
-    import socket
-    import statistics
-
-    seconds: dict[tuple, list[float]] = {}
-    for r in store.rows():
-        if r["status"] == "done" and r["host"] == socket.gethostname() and r["seconds"]:
-            seconds.setdefault((r["backbone"], r["epochs"]), []).append(r["seconds"])
-    known = [statistics.median(seconds[k]) for s in pending if (k := (s.config.backbone, s.config.epochs)) in seconds]
-    if not pending or not known:
-        return None
-    per_trial = sum(known) / len(known)
-    parallel = 1 if o.executor == "local" else max(1, int((os.cpu_count() or 1) / o.cpus_per_trial))
-    return (f"estimate: about {per_trial * len(pending) / parallel / 60:.1f} min for {len(pending)} trials "
-            f"({per_trial:.0f} s each from {len(known)} similar finished trials on this host, "
-            f"{parallel} at a time)")
 
 
 def _swept_label(config: TrialConfig, swept: dict[str, tuple[Any, ...]]) -> str:

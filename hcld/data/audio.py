@@ -1,7 +1,7 @@
 """Reading wav files: header facts for the corpus reader, and fixed-length clips for the extractors.
 
 Everything goes through soundfile (libsndfile). torchaudio.load is avoided on purpose: since
-torchaudio 2.9 it needs the separate torchcodec package, which the GPU machines do not carry.
+torchaudio 2.9 it needs the separate torchcodec package, which this project does not install.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from hcld.features import DEFAULT_NORM, Extractor
 class FbankExtractor(Extractor):
     name = "fbank"
     batch_size = 32
-    # Per-utterance FFTs on [374, 400] frames are too small to split across threads: with two
-    # threads on a busy 2-core machine extraction ran ~20x slower (9 vs 220 utt/s) than with one.
+    # Per-utterance FFTs on [374, 400] frames are too small to split across threads: with more
+    # threads than idle cores, extraction runs an order of magnitude slower than with one.
     threads = 1
 
     def __init__(self, *, num_mel_bins: int = 80, frame_length_ms: float = 25.0, frame_shift_ms: float = 20.0,

@@ -36,7 +36,6 @@ INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
 PROGRESS_FILE = "progress.json"
 MARKER_FILE = "COMPLETE"
-INDEX_COLUMNS = ("utt_id", "emotion", "speaker", "session", "n_frames")
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -239,6 +238,3 @@ def _progress_bar(*, total: int, initial: int, desc: str, enabled: bool):
 
     return tqdm(total=total, initial=initial, desc=desc, unit="utt", disable=not enabled, dynamic_ncols=True)
 
-
-def open_feature_set(path: Path) -> FeatureSet:
-    return FeatureSet(path)
