@@ -44,7 +44,7 @@ def test_the_trial_path_runs_without_ray_or_polars():
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] in ('ray', 'polars'): raise ImportError(name + ' is not installed')\n"
         "sys.meta_path.insert(0, Absent())\n"
-        "sys.path.insert(0, 'tests')\n"
+        f"sys.path.insert(0, {str(REPO / 'tests' / 'hcld')!r})\n"
         "from test_train import make_data, tiny\n"
         "from hcld.train import run_trial\n"
         "import hcld.pipeline, hcld.data.audio, hcld.fileio, grid.trials, grid.store, grid.execute\n"

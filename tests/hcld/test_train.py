@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,7 +157,7 @@ def test_triton_loss_impl_matches_torch_through_the_interpreter():
     # TRITON_INTERPRET must be set before triton is imported: run in a fresh interpreter
     code = (
         "import os, sys, json; os.environ['TRITON_INTERPRET'] = '1'\n"
-        "sys.path.insert(0, 'tests')\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
         "from test_train import make_data, tiny\n"
         "from hcld.train import run_trial\n"
         "data = make_data(n=32)\n"
