@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from grid.progress import Progress
-from grid.store import ResultStore
+from grid.result_store import ResultStore
 from grid.trials import TrialSpec, outcome_of, trial_row
 from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.errors import HcldError

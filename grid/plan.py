@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grid.store import Plan, ResultStore
+from grid.result_store import Plan, ResultStore
 from grid.sweeps import parse_settings, parse_sweeps, serves, setting_combinations, swept_values
 from grid.trials import TrialPoint, TrialSpec, make_specs
 from hcld.config import BACKBONES, TrialConfig, Variant, choices

@@ -26,7 +26,7 @@ from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS
 
 if TYPE_CHECKING:
-    from grid.store import ResultStore
+    from grid.result_store import ResultStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("hcld", "kernels")  # only code that decides a trial's numbers lives here

@@ -1,7 +1,7 @@
 """How the packages depend on each other and on the outside.
 
 The dependency rule: the trial path (hcld.train.run_trial, hcld.pipeline's Experiment.trial_data,
-hcld.data.audio, hcld.fileio, the store's row and file code in grid.trials / grid.store / grid.execute's
+hcld.data.audio, hcld.fileio, the store's row and file code in grid.trials / grid.result_store / grid.execute's
 local executor) imports neither ray nor polars, because the GPU machines carry torch and triton
 but not those; they are imported where used (the reader, the folds, the report, the Ray executor).
 Modules follow this rule without restating it; the test below enforces it.
@@ -47,7 +47,7 @@ def test_the_trial_path_runs_without_ray_or_polars():
         f"sys.path.insert(0, {str(REPO / 'tests' / 'hcld')!r})\n"
         "from test_train import make_data, tiny\n"
         "from hcld.train import run_trial\n"
-        "import hcld.pipeline, hcld.data.audio, hcld.fileio, grid.trials, grid.store, grid.execute\n"
+        "import hcld.pipeline, hcld.data.audio, hcld.fileio, grid.trials, grid.result_store, grid.execute\n"
         "r = run_trial(tiny(epochs=1), make_data(n=32))\n"
         "assert not {'ray', 'polars'} & set(sys.modules)\n"
         "print('ok', r.metrics['emo_wa'])\n"

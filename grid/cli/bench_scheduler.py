@@ -26,7 +26,7 @@ import click
 from grid import plan as grid_specs
 from grid.execute import noop_trial
 from grid.progress import Progress
-from grid.store import ResultStore
+from grid.result_store import ResultStore
 from grid.trials import make_specs
 
 

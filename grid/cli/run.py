@@ -18,7 +18,7 @@ from grid.cli.options import comma_list, input_errors
 from grid.execute import EXECUTORS, TRIAL_FN_ENV, run_pending
 from grid.plan import GRIDS, GridPlan, plan_grid, points_per_setting, trial_state
 from grid.progress import Progress, concurrency, wall_estimate
-from grid.store import ResultStore, RunLock
+from grid.result_store import ResultStore, RunLock
 from grid.sweeps import setting_label, swept_values
 from grid.trials import code_version
 from hcld.config import BACKBONES, TrialConfig, Variant, choices

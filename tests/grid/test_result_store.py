@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from grid import trials as store_mod
-from grid.store import ResultStore, RunLock
+from grid.result_store import ResultStore, RunLock
 from grid.trials import SCHEMA, code_version, trial_id
 from hcld.config import TrialConfig
 from hcld.errors import HcldError
@@ -46,7 +46,7 @@ def test_code_version_hashes_the_code_that_decides_numbers_and_nothing_else(tmp_
         shutil.copytree(store_mod.REPO_ROOT / folder, tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     before = store_mod.source_hash(tmp_path)
-    for tool in ("benchmarks/__init__.py", "grid/cli/__init__.py", "grid/store.py", "tests/conftest.py"):
+    for tool in ("benchmarks/__init__.py", "grid/cli/__init__.py", "grid/result_store.py", "tests/conftest.py"):
         with open(tmp_path / tool, "a") as f:
             f.write("\n# an edit to a benchmark, the CLI, the store or a test\n")
     assert store_mod.source_hash(tmp_path) == before  # no trial id changes, no trial re-runs
@@ -111,7 +111,7 @@ def test_lock_refuses_a_second_run_and_names_the_holder(tmp_path):
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
-    code = ("import sys, time; from grid.store import RunLock; "
+    code = ("import sys, time; from grid.result_store import RunLock; "
             f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

@@ -20,7 +20,7 @@ from test_runner import ok_trial
 
 from grid.cli.run import run
 from grid.execute import TRIAL_FN_ENV
-from grid.store import RunLock
+from grid.result_store import RunLock
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-grid run')"]

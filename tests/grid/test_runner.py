@@ -14,7 +14,7 @@ import pytest
 from grid import plan as grid_specs
 from grid.execute import run_local
 from grid.progress import Progress
-from grid.store import ResultStore
+from grid.result_store import ResultStore
 from grid.trials import make_specs
 from hcld.config import TrialResult
 from hcld.errors import TrialFailed
