@@ -22,26 +22,17 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from grid.progress import Progress
 from grid.result_store import ResultStore
-from grid.trials import TrialSpec, outcome_of, trial_row
-from hcld.config import TrialConfig, TrialData, TrialResult
+from grid.trials import ExperimentLike, TrialSpec, outcome_of, trial_row
+from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
 from hcld.metrics import METRICS
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
 EXECUTORS = ("ray", "local")  # ray: Ray Tune, trials in parallel; local: this process, one at a time
-
-
-class ExperimentLike(Protocol):
-    corpus: str
-    features_name: str
-    fold_scheme: str
-    data_key: str
-
-    def trial_data(self, fold: int) -> TrialData: ...
 
 
 # -- trial functions ------------------------------------------------------------------------------

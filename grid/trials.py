@@ -15,13 +15,13 @@ import socket
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 import hcld
 from grid.sweeps import setting_label, swept_values
-from hcld.config import TrialConfig, TrialResult
+from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS
 
@@ -102,12 +102,23 @@ def trial_id(config: TrialConfig, fold: int, data_key: str, version: str | None 
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+class ExperimentLike(Protocol):
+    """What trials need of the data (hcld.pipeline.Experiment; tests pass fakes)."""
+
+    corpus: str
+    features_name: str
+    fold_scheme: str
+    data_key: str
+
+    def trial_data(self, fold: int) -> TrialData: ...
+
+
 # -- the row --------------------------------------------------------------------------------------
 
 
-def trial_row(spec: Any, experiment: Any, *, attempt: int, seconds: float,
+def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seconds: float,
               outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
-    """One store row for an attempt of `spec` (a grid.execute.TrialSpec) on `experiment`.
+    """One store row for an attempt of `spec` on `experiment`.
     `outcome` is `outcome_of(result)` when the attempt finished; else `error` says why not."""
     c: TrialConfig = spec.config
     row: dict[str, Any] = {
