@@ -27,7 +27,7 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
     # is the report's own work, and the one-off import cost is shown on its own.
     import scipy.stats  # noqa: F401
 
-    from grid import render
+    from grid.report.render import markdown as render
     from grid.report import build_report
 
     import_seconds = time.perf_counter() - started
@@ -37,7 +37,7 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
         table_seconds = time.perf_counter() - started
         out_dir = rep.grid_dir / "report"
         if not no_figures:
-            from grid.figures import make_figures
+            from grid.report.figures import make_figures
 
             rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
         written = render.write_report(rep, out_dir, formats or ("md",))

@@ -2,7 +2,7 @@
 
 One row per setting and backbone: HCLD's emotion UA minus that of each control (EMO-only, the
 multi-task model without a decoupling term, orth), paired on fold with a t-test and a Wilcoxon
-signed-rank test (grid.stats), and the speaker probe on X_e of HCLD and of EMO-only with their
+signed-rank test (grid.report.stats), and the speaker probe on X_e of HCLD and of EMO-only with their
 paired difference (lower = less speaker information in the emotion embedding: what decoupling is
 for).
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from grid.report_cells import MISSING, Rows, fmt_num, fmt_p
-from grid.report_tables import backbones_of, fold_means, pair_on_fold, paired_percent
+from grid.report.cells import MISSING, Rows, fmt_num, fmt_p
+from grid.report.tables import backbones_of, fold_means, pair_on_fold, paired_percent
 
 CONTROLS: tuple[str, ...] = ("emo_only", "multitask", "orth")
 CONTROL_TITLES = {"emo_only": "EMO-only", "multitask": "multitask", "orth": "orth"}
@@ -51,7 +51,7 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
 
 
 def sensitivity_rows(t: pl.DataFrame) -> Rows:
-    from grid import paper
+    from grid.report import paper
 
     headers = ["Setting", "Backbone"]
     for control in CONTROLS:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from grid.render import title
+from grid.report.render.markdown import title
 from grid.report import Report, Section
-from grid.report_cells import MISSING, NOT_REPORTED, UNDEFINED
+from grid.report.cells import MISSING, NOT_REPORTED, UNDEFINED
 
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 # A cell that is a number (mean ± std [n=k], a signed Δ, a p-value, done/expected) or a marker.

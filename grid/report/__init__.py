@@ -6,13 +6,13 @@ Rules the numbers follow (each is tested):
   percentage points. NaN metrics (undefined, e.g. speaker accuracy on unseen speakers) are left out
   of the mean and the cell says on how many folds it rests.
 - A cell with no finished fold shows MISSING, never a number; failed and missing folds are counted.
-- The paper's "-" stays "-"; its unlabelled stray Table II row is never compared (see grid.paper).
+- The paper's "-" stays "-"; its unlabelled stray Table II row is never compared (see grid.report.paper).
 - Trials in different settings (`assign_settings`) are never averaged together: each setting gets
   its own rows.
 
 This module loads the table, assigns settings and declares the report's sections (`SECTIONS`);
-the tables are computed in grid.report_tables, their cells written in grid.report_cells, the
-protocol in grid.report_protocol, and the files by grid.render / grid.render_html.
+the tables are computed in grid.report.tables, their cells written in grid.report.cells, the
+protocol in grid.report.protocol, and the files by grid.report.render.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from typing import TYPE_CHECKING, Callable
 
 import polars as pl
 
-from grid import report_settings as sweep_settings
+from grid.report import settings as sweep_settings
 from grid import trials
-from grid.report_cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
-from grid.report_protocol import Protocol, build_protocol
-from grid.report_sensitivity import sensitivity_rows, sensitivity_table
-from grid.report_tables import ablation_table, comparison_table, probe_table, significance_table
+from grid.report.cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
+from grid.report.protocol import Protocol, build_protocol
+from grid.report.sensitivity import sensitivity_rows, sensitivity_table
+from grid.report.tables import ablation_table, comparison_table, probe_table, significance_table
 from hcld.errors import DataError
 
 if TYPE_CHECKING:
-    from grid.figures import Figure
+    from grid.report.figures import Figure
 
 # Without these a row cannot be placed in any table; every other column of the store's schema may
 # be absent from an older table and is read as null.
@@ -57,7 +57,7 @@ class Section:
     rows: Callable[[pl.DataFrame], Rows]  # the frame as (headers, rows of display strings)
     note: str = ""
     per_setting: bool = True  # False: one table for the grid (its rows name their setting)
-    figures: tuple[str, ...] = ()  # grid.figures kinds shown beside this table (HTML)
+    figures: tuple[str, ...] = ()  # grid.report.figures kinds shown beside this table (HTML)
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Report:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # by Section.key (numeric, percent)
     protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
     notes: list[str] = field(default_factory=list)
-    figures: list["Figure"] = field(default_factory=list)  # filled by the caller after grid.figures runs
+    figures: list["Figure"] = field(default_factory=list)  # filled by the caller after grid.report.figures runs
 
     @property
     def grid_dir(self) -> Path:
@@ -188,7 +188,7 @@ def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
 
 def assign_settings(outcomes: pl.DataFrame) -> pl.DataFrame:
     """Add the `setting` label that every table and figure groups by: the SETTING_FIELDS columns,
-    then the swept config keys (grid.report_settings). A trial that does not read a swept key
+    then the swept config keys (grid.report.settings). A trial that does not read a swept key
     belongs to every setting that agrees on the keys it reads: it gets one row per setting.
 
     Consumers only filter on `setting` and loop over `setting_order`, so everything downstream

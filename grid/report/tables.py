@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from grid import paper
-from grid.stats import PairedTest, paired_test
+from grid.report import paper
+from grid.report.stats import PairedTest, paired_test
 from hcld.labels import SESSIONS
 
 # The paper's Table II columns, and the decoupling probes (all columns of grid.store.METRICS).
@@ -166,7 +166,7 @@ def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b:
 
 
 def paired_percent(pairs: pl.DataFrame, metric: str) -> PairedTest:
-    """grid.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
+    """grid.report.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
     return paired_test(*(pairs[c].fill_null(float("nan")).to_numpy() * 100 for c in (metric, f"{metric}_b")))
 
 

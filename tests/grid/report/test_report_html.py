@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from grid import report as R
 from grid.cli.report import report as report_cmd
-from grid.render_html import render_html
+from grid.report.render.html import render_html
 from test_figures import grid_with_artifacts
 from test_report import hand_rows, trial, write
 

@@ -1,6 +1,6 @@
 """The transcribed paper tables: order, row names, the "-" entries and the unlabelled stray row."""
 
-from grid import paper
+from grid.report import paper
 
 
 def test_table2_has_the_printed_rows_in_order():

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from grid.paper import BACKBONE_LABELS, PAPER_BACKBONES, VARIANT_LABELS
+from grid.report.paper import BACKBONE_LABELS, PAPER_BACKBONES, VARIANT_LABELS
 from hcld.labels import EMOTIONS
 
 LOSS_TERMS: tuple[str, ...] = (

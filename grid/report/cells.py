@@ -10,8 +10,8 @@ import math
 
 import polars as pl
 
-from grid import paper
-from grid.report_tables import ACCURACIES, PROBES
+from grid.report import paper
+from grid.report.tables import ACCURACIES, PROBES
 
 MISSING = "—"  # no finished fold for this cell
 NOT_REPORTED = "-"  # the paper prints "-"

@@ -17,8 +17,8 @@ from scipy import stats as sps
 from grid import report as R
 from grid import trials as store
 from grid.cli.report import report as report_cmd
-from grid.render import render_markdown, write_report
-from grid.report_cells import MISSING, UNDEFINED
+from grid.report.render.markdown import render_markdown, write_report
+from grid.report.cells import MISSING, UNDEFINED
 from hcld.config import TrialConfig
 from hcld.errors import DataError
 

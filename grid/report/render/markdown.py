@@ -1,4 +1,4 @@
-"""A built Report as files: Markdown, LaTeX, CSV (and HTML, from grid.render_html).
+"""A built Report as files: Markdown, LaTeX, CSV (and HTML, from grid.report.render.html).
 
 Every renderer walks `Report.sections` (grid.report.SECTIONS) and `Report.frames`, so a new
 section appears in every format without touching this module.
@@ -112,7 +112,7 @@ def _write_text(name: str, render):
 
 
 def _render_html(report: Report, out_dir: Path) -> str:
-    from grid.render_html import render_html  # here, not on top: render_html builds on this module
+    from grid.report.render.html import render_html  # here, not on top: render_html builds on this module
 
     return render_html(report, figure_dir=out_dir)
 

@@ -1,0 +1,1 @@
+"""The report's files, one module per format."""
