@@ -17,14 +17,15 @@ protocol in grid.report.protocol, and the files by grid.report.render.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from grid.report import settings as sweep_settings
 from grid import trials
+from grid.report import settings as sweep_settings
 from grid.report.cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
 from grid.report.protocol import Protocol, build_protocol
 from grid.report.sensitivity import sensitivity_rows, sensitivity_table
@@ -53,7 +54,7 @@ class Section:
 
     key: str  # key in Report.tables, CSV file stem, HTML anchor
     title: str
-    build: Callable[["Report"], pl.DataFrame]  # from report.trials / settings / earlier sections' tables
+    build: Callable[[Report], pl.DataFrame]  # from report.trials / settings / earlier sections' tables
     rows: Callable[[pl.DataFrame], Rows]  # the frame as (headers, rows of display strings)
     note: str = ""
     per_setting: bool = True  # False: one table for the grid (its rows name their setting)
@@ -70,7 +71,7 @@ class Report:
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # by Section.key (numeric, percent)
     protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
     notes: list[str] = field(default_factory=list)
-    figures: list["Figure"] = field(default_factory=list)  # filled by the caller after grid.report.figures runs
+    figures: list[Figure] = field(default_factory=list)  # filled by the caller after grid.report.figures runs
 
     @property
     def grid_dir(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from grid.report import paper
 from grid.report.cells import MISSING, Rows, fmt_num, fmt_p
 from grid.report.tables import backbones_of, fold_means, pair_on_fold, paired_percent
 
@@ -51,8 +52,6 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
 
 
 def sensitivity_rows(t: pl.DataFrame) -> Rows:
-    from grid.report import paper
-
     headers = ["Setting", "Backbone"]
     for control in CONTROLS:
         title = CONTROL_TITLES[control]
