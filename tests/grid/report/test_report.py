@@ -18,6 +18,7 @@ from grid import report as R
 from grid import trials as store
 from grid.cli.report import report as report_cmd
 from grid.report.cells import MISSING, UNDEFINED
+from grid.report.load import load_trials
 from grid.report.render import write_report
 from grid.report.render.markdown import render_markdown
 from hcld.config import TrialConfig
@@ -330,7 +331,7 @@ def test_columns_come_from_the_store_schema(tmp_path, monkeypatch):
     rows[0]["swept_lr"] = 1  # an int in the file: typed as the schema says
     rep = R.build_report(write(tmp_path, rows), "g")
     assert rep.trials.schema["swept_lr"] == pl.Float64
-    assert R.load_trials(tmp_path / "g" / "trials.parquet")["swept_lr"].to_list()[:2] == [1.0, None]
+    assert load_trials(tmp_path / "g" / "trials.parquet")["swept_lr"].to_list()[:2] == [1.0, None]
 
 
 def test_a_trial_may_belong_to_several_settings(tmp_path, monkeypatch):

@@ -10,7 +10,8 @@ import pytest
 from grid import report as R
 from grid import trials as store
 from grid.report.render.markdown import render_markdown
-from grid.report.settings import WILDCARD, memberships, read_config, swept_keys
+from grid.report.settings import memberships, read_config, swept_keys
+from grid.sweeps import WILDCARD
 from hcld.config import TrialConfig
 
 
