@@ -17,11 +17,12 @@ from grid.report.tables import backbones_of, fold_means, pair_on_fold, paired_pe
 
 CONTROLS: tuple[str, ...] = ("emo_only", "multitask", "orth")
 CONTROL_TITLES = {"emo_only": "EMO-only", "multitask": "multitask", "orth": "orth"}
-PROBE = "probe_spk_from_xe"
+GAIN = "emo_ua"  # of hcld.metrics.ACCURACIES: what HCLD is said to improve
+PROBE = "probe_spk_from_xe"  # of hcld.metrics.PROBES: what decoupling is for
 
 
 def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
-    per_fold = fold_means(df, ("emo_ua", PROBE))
+    per_fold = fold_means(df, (GAIN, PROBE))
     rows = []
     for s in settings:
         in_setting = per_fold.filter(pl.col("setting") == s)
@@ -30,7 +31,7 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
             row: dict = {"setting": s, "backbone": b}
             for control in CONTROLS:
                 pairs = pair_on_fold(per_fold, s, b, "hcld", control)
-                t = paired_percent(pairs, "emo_ua") if pairs is not None else None
+                t = paired_percent(pairs, GAIN) if pairs is not None else None
                 row |= {f"n_{control}": t.n if t else 0,
                         f"diff_{control}": t.mean_diff if t else None,
                         f"t_p_{control}": t.t_p if t else None,

@@ -11,7 +11,9 @@ from test_report import hand_rows, write
 import grid.report
 from grid import report as R
 from grid.cli.report import report as report_cmd
+from grid.report import sensitivity, tables
 from grid.report.render import WRITERS, write_report
+from hcld.metrics import METRICS
 
 PACKAGE_DIR = Path(grid.report.__file__).parent
 ROOT = PACKAGE_DIR.parent.parent
@@ -84,3 +86,8 @@ def test_no_import_circle_and_no_import_deferred_to_dodge_one():
 
     for name in sorted(graph):
         visit(name, [name])
+
+
+def test_the_metrics_the_report_names_are_hcld_metrics():
+    assert tables.SIGNIFICANCE_METRICS == ("emo_wa", "emo_ua")
+    assert {sensitivity.GAIN, sensitivity.PROBE} <= set(METRICS)
