@@ -1,6 +1,6 @@
 """The report's tables and statistics, from one outcome per trial with its `setting` label.
 
-Every table is computed per setting (the labels in `settings`, see grid.report.assign_settings)
+Every table is computed per setting (the labels in `settings`, see grid.report.settings)
 and never pools two settings. Numbers are percent; cells are mean ± sample std (ddof=1) over the
 finished folds; NaN metrics are left out of a mean and counted in `<metric>_n`.
 """
