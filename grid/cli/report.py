@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from grid.report import build_report
+from grid.report.figures import make_figures
 from grid.report.render import WRITERS, write_report
 from grid.report.render.markdown import render_markdown
 from hcld.errors import HcldError
@@ -35,8 +36,6 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
         table_seconds = time.perf_counter() - started
         out_dir = rep.grid_dir / "report"
         if not no_figures:
-            from grid.report.figures import make_figures
-
             rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
         written = write_report(rep, out_dir, formats or ("md",))
     except HcldError as exc:
