@@ -7,16 +7,18 @@ from pathlib import Path
 
 import click
 
+from grid.report import build_report
+from grid.report.figures import make_figures
+from grid.report.render import WRITERS, write_report
+from grid.report.render.markdown import render_markdown
 from hcld.errors import HcldError
-
-FORMATS = ("md", "latex", "csv", "html")  # grid.render.WRITERS has one writer for each
 
 
 @click.command()
 @click.argument("grid", default="full", required=False)
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="Folder holding <grid>/trials.parquet.")
-@click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
+@click.option("--format", "formats", type=click.Choice(tuple(WRITERS)), multiple=True,
               help="File format(s) to write under <results-dir>/<grid>/report/ (repeatable). Default: md. "
                    "html is one self-contained page with the figures embedded.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (tables only).")
@@ -27,9 +29,6 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
     # is the report's own work, and the one-off import cost is shown on its own.
     import scipy.stats  # noqa: F401
 
-    from grid import render
-    from grid.report import build_report
-
     import_seconds = time.perf_counter() - started
     try:
         started = time.perf_counter()
@@ -37,12 +36,10 @@ def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: b
         table_seconds = time.perf_counter() - started
         out_dir = rep.grid_dir / "report"
         if not no_figures:
-            from grid.figures import make_figures
-
             rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
-        written = render.write_report(rep, out_dir, formats or ("md",))
+        written = write_report(rep, out_dir, formats or ("md",))
     except HcldError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(render.render_markdown(rep))
+    click.echo(render_markdown(rep))
     click.echo(f"tables built in {table_seconds:.2f} s (imports {import_seconds:.2f} s); "
                f"wrote {len(written)} file(s) under {out_dir}", err=True)

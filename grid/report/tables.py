@@ -1,6 +1,6 @@
 """The report's tables and statistics, from one outcome per trial with its `setting` label.
 
-Every table is computed per setting (the labels in `settings`, see grid.report.assign_settings)
+Every table is computed per setting (the labels in `settings`, see grid.report.settings)
 and never pools two settings. Numbers are percent; cells are mean ± sample std (ddof=1) over the
 finished folds; NaN metrics are left out of a mean and counted in `<metric>_n`.
 """
@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import polars as pl
 
-from grid import paper
-from grid.stats import PairedTest, paired_test
-from hcld.labels import SESSIONS
+from grid.plan import GRIDS
+from grid.report import paper
+from grid.report.stats import PairedTest, paired_test
+from hcld.data.folds import N_FOLDS
+from hcld.metrics import ACCURACIES, PROBES
 
-# The paper's Table II columns, and the decoupling probes (all columns of grid.store.METRICS).
-ACCURACIES: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
-PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
-# Folds a scheme has (as hcld.data.folds makes them); a named grid may run only some (grid.plan).
-EXPECTED_FOLDS: dict[str, int] = {"random5": 5, "loso": len(SESSIONS)}
 SIGNIFICANCE_PAIRS: tuple[tuple[str, str], ...] = (("hcld", "emo_only"), ("hcld", "orth"))
-SIGNIFICANCE_METRICS: tuple[str, ...] = ("emo_wa", "emo_ua")
+SIGNIFICANCE_METRICS: tuple[str, ...] = tuple(m for m in ACCURACIES if m.startswith("emo_"))  # emo_wa, emo_ua
 
 
 def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
     """All (setting, variant, backbone) rows to show: the paper's cells first (those of the
     variants the named grid runs: `readings` has no wo.SupCon rows to miss), then ours-only ones."""
-    from grid.plan import GRIDS
-
     spec = GRIDS.get(grid)
     variants = [v for v in paper.PAPER_VARIANTS if spec is None or v in spec.variants]
     rows = []
@@ -44,21 +39,20 @@ def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
 
 def spec_folds(grid: str) -> tuple[int, ...] | None:
     """The folds a named grid runs when it does not run all of them (e.g. `smoke`: fold 0 only)."""
-    from grid.plan import GRIDS
-
     spec = GRIDS.get(grid)
     return spec.folds if spec is not None else None
 
 
 def _expected_folds(df: pl.DataFrame, grid: str) -> pl.DataFrame:
-    """Folds each setting should have: the grid's fold list, else the scheme's count; never fewer
-    than the folds actually seen (so a cell is never more than complete)."""
+    """Folds each setting should have: the grid's fold list, else the scheme's count (as
+    hcld.data.folds makes them); never fewer than the folds actually seen (so a cell is never more
+    than complete)."""
     per = df.group_by("setting").agg(pl.col("fold_scheme").first(), seen=pl.col("fold").n_unique())
     folds = spec_folds(grid)
     if folds is not None:
         known = pl.lit(len(folds), dtype=pl.Int64)
     else:
-        known = pl.col("fold_scheme").replace_strict(EXPECTED_FOLDS, default=0, return_dtype=pl.Int64)
+        known = pl.col("fold_scheme").replace_strict(N_FOLDS, default=0, return_dtype=pl.Int64)
     return per.select("setting", n_expected=pl.max_horizontal(known, pl.col("seen").cast(pl.Int64)))
 
 
@@ -166,7 +160,7 @@ def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b:
 
 
 def paired_percent(pairs: pl.DataFrame, metric: str) -> PairedTest:
-    """grid.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
+    """grid.report.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
     return paired_test(*(pairs[c].fill_null(float("nan")).to_numpy() * 100 for c in (metric, f"{metric}_b")))
 
 

@@ -10,15 +10,16 @@ import math
 
 import polars as pl
 
-from grid import paper
-from grid.report_tables import ACCURACIES, PROBES
+from grid.report import paper
+from hcld.metrics import ACCURACIES, PROBES
 
 MISSING = "—"  # no finished fold for this cell
 NOT_REPORTED = "-"  # the paper prints "-"
 UNDEFINED = "n/a"  # finished, but the metric is undefined (NaN) or a std of one value
 MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, `{UNDEFINED}` "
                   "undefined (NaN metric, or std of a single fold); [n=k]: metric defined on k folds only")
-METRIC_TITLES = {"emo_wa": "Emo WA", "emo_ua": "Emo UA", "spk_wa": "Spk WA", "spk_ua": "Spk UA"}
+# "emo_wa" -> "Emo WA", ... for every accuracy of hcld.metrics
+METRIC_TITLES = {m: f"{task.capitalize()} {kind.upper()}" for m in ACCURACIES for task, kind in [m.split("_")]}
 
 Rows = tuple[list[str], list[list[str]]]
 

@@ -14,20 +14,20 @@ from test_report import hand_rows, trial, write
 
 from grid import report as R
 from grid.cli.report import report as report_cmd
-from grid.render_html import render_html
+from grid.report.render.html import render_html
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "source", "wbr"}
 
 
 class Node:
-    def __init__(self, tag: str, attrs: dict[str, str | None], parent: "Node | None"):
+    def __init__(self, tag: str, attrs: dict[str, str | None], parent: Node | None):
         self.tag, self.attrs, self.parent = tag, attrs, parent
         self.children: list[Node | str] = []
 
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text() for c in self.children)
 
-    def all(self, tag: str | None = None, **attrs) -> list["Node"]:
+    def all(self, tag: str | None = None, **attrs) -> list[Node]:
         found = []
         for c in self.children:
             if isinstance(c, Node):
@@ -37,7 +37,7 @@ class Node:
                 found += c.all(tag, **attrs)
         return found
 
-    def by_id(self, anchor: str) -> "Node":
+    def by_id(self, anchor: str) -> Node:
         hits = [n for n in self.all() if n.attrs.get("id") == anchor]
         assert len(hits) == 1, (anchor, len(hits))
         return hits[0]

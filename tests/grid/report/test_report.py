@@ -17,8 +17,10 @@ from scipy import stats as sps
 from grid import report as R
 from grid import trials as store
 from grid.cli.report import report as report_cmd
-from grid.render import render_markdown, write_report
-from grid.report_cells import MISSING, UNDEFINED
+from grid.report.cells import MISSING, UNDEFINED
+from grid.report.load import load_trials
+from grid.report.render import write_report
+from grid.report.render.markdown import render_markdown
 from hcld.config import TrialConfig
 from hcld.errors import DataError
 
@@ -57,7 +59,8 @@ def write(tmp_path, rows, grid="g"):
 def hand_rows():
     rows = []
     # HCLD / CNN. Fold 0 was done twice: the later done row (0.70) wins over the earlier (0.10).
-    rows.append(trial("hcld", "cnn", 0, emo_wa=0.10, emo_ua=0.10, spk_wa=0.10, spk_ua=0.10, finished="2026-01-01T00:00:00"))
+    rows.append(trial("hcld", "cnn", 0, emo_wa=0.10, emo_ua=0.10, spk_wa=0.10, spk_ua=0.10,
+                      finished="2026-01-01T00:00:00"))
     rows.append(trial("hcld", "cnn", 0, emo_wa=0.70, emo_ua=0.72, spk_wa=0.80, spk_ua=0.79, probe_xe=0.20,
                       finished="2026-01-02T00:00:00"))
     rows.append(trial("hcld", "cnn", 1, emo_wa=0.80, emo_ua=0.78, spk_wa=NAN, spk_ua=0.79, probe_xe=0.30))
@@ -234,7 +237,8 @@ def test_significance_matches_scipy_on_the_paired_folds(rep, md):
     assert r["t_p"] == pytest.approx(sps.ttest_rel(hcld, emo).pvalue)
     assert r["wilcoxon_p"] == pytest.approx(sps.wilcoxon(hcld, emo).pvalue)
     row = find(md_table(md, "Significance"), Backbone="CNN", Comparison="hcld vs emo_only", Metric="Emo WA")
-    assert (row["n pairs"], row["mean Δ (pp)"], row["t-test p"]) == ("4", "+4.00", f"{sps.ttest_rel(hcld, emo).pvalue:.3g}")
+    assert (row["n pairs"], row["mean Δ (pp)"], row["t-test p"]) == (
+        "4", "+4.00", f"{sps.ttest_rel(hcld, emo).pvalue:.3g}")
 
     few = find(md_table(md, "Significance"), Backbone="LSTM", Comparison="hcld vs emo_only", Metric="Emo WA")
     assert few["n pairs"] == "2" and few["t-test p"] == MISSING and "too few pairs" in few["note"]
@@ -327,7 +331,7 @@ def test_columns_come_from_the_store_schema(tmp_path, monkeypatch):
     rows[0]["swept_lr"] = 1  # an int in the file: typed as the schema says
     rep = R.build_report(write(tmp_path, rows), "g")
     assert rep.trials.schema["swept_lr"] == pl.Float64
-    assert R.load_trials(tmp_path / "g" / "trials.parquet")["swept_lr"].to_list()[:2] == [1.0, None]
+    assert load_trials(tmp_path / "g" / "trials.parquet")["swept_lr"].to_list()[:2] == [1.0, None]
 
 
 def test_a_trial_may_belong_to_several_settings(tmp_path, monkeypatch):

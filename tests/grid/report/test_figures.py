@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from grid import report as R
 from grid.cli.report import report as report_cmd
-from grid.figures import make_figures
+from grid.report.figures import make_figures
 from hcld.config import TrialConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 
-from grid.report_cells import MARKERS_LEGEND
-from grid.report_settings import read_config, swept_keys
-from grid.report_tables import spec_folds
+from grid.report.cells import MARKERS_LEGEND
+from grid.report.settings import read_config, swept_keys
+from grid.report.tables import spec_folds
 
 # Config fields that decide how the paper's ambiguous losses were read (docs: paper-notes).
 INTERPRETATION_FIELDS: tuple[str, ...] = (

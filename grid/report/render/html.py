@@ -14,9 +14,11 @@ from pathlib import Path
 
 import polars as pl
 
-from grid.render import title
 from grid.report import Report, Section
-from grid.report_cells import MISSING, NOT_REPORTED, UNDEFINED
+from grid.report.cells import MISSING, NOT_REPORTED, UNDEFINED
+from grid.report.render._common import title, write_text
+
+FORMAT = "html"
 
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 # A cell that is a number (mean ± std [n=k], a signed Δ, a p-value, done/expected) or a marker.
@@ -212,3 +214,8 @@ def render_html(report: Report, figure_dir: Path | None = None) -> str:
         *page.body,
         "</main></body></html>",
     ]) + "\n"
+
+
+def write(report: Report, out_dir: Path) -> list[Path]:
+    """report.html, with the figures already in out_dir embedded."""
+    return write_text(out_dir, "report.html", render_html(report, figure_dir=out_dir))

@@ -18,12 +18,6 @@ VARIANT_LABELS: dict[str, str] = {
     "hcld": "HCLD",
 }
 BACKBONE_LABELS: dict[str, str] = {"cnn": "CNN", "lstm": "LSTM", "transformer": "Transformer"}
-# Table I calls the LSTM model "RNN" and the transformer "transformers".
-TABLE1_HCLD_NAMES: dict[str, str] = {
-    "cnn": "HCLD-CNN",
-    "lstm": "HCLD-RNN",
-    "transformer": "HCLD-transformers",
-}
 PAPER_VARIANTS: tuple[str, ...] = tuple(VARIANT_LABELS)
 PAPER_BACKBONES: tuple[str, ...] = tuple(BACKBONE_LABELS)
 
@@ -104,12 +98,5 @@ def ablation_row(variant: str, backbone: str) -> AblationRow | None:
     """The comparable Table II row for our (variant, backbone), or None if the paper has none."""
     for row in TABLE_II:
         if row.comparable and row.variant == variant and row.backbone == backbone:
-            return row
-    return None
-
-
-def table1_hcld_row(backbone: str) -> ComparisonRow | None:
-    for row in TABLE_I:
-        if row.backbone == backbone:
             return row
     return None

@@ -2,7 +2,7 @@
 
 One row per setting and backbone: HCLD's emotion UA minus that of each control (EMO-only, the
 multi-task model without a decoupling term, orth), paired on fold with a t-test and a Wilcoxon
-signed-rank test (grid.stats), and the speaker probe on X_e of HCLD and of EMO-only with their
+signed-rank test (grid.report.stats), and the speaker probe on X_e of HCLD and of EMO-only with their
 paired difference (lower = less speaker information in the emotion embedding: what decoupling is
 for).
 """
@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import polars as pl
 
-from grid.report_cells import MISSING, Rows, fmt_num, fmt_p
-from grid.report_tables import backbones_of, fold_means, pair_on_fold, paired_percent
+from grid.report import paper
+from grid.report.cells import MISSING, Rows, fmt_num, fmt_p
+from grid.report.tables import backbones_of, fold_means, pair_on_fold, paired_percent
 
 CONTROLS: tuple[str, ...] = ("emo_only", "multitask", "orth")
 CONTROL_TITLES = {"emo_only": "EMO-only", "multitask": "multitask", "orth": "orth"}
-PROBE = "probe_spk_from_xe"
+GAIN = "emo_ua"  # of hcld.metrics.ACCURACIES: what HCLD is said to improve
+PROBE = "probe_spk_from_xe"  # of hcld.metrics.PROBES: what decoupling is for
 
 
 def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
-    per_fold = fold_means(df, ("emo_ua", PROBE))
+    per_fold = fold_means(df, (GAIN, PROBE))
     rows = []
     for s in settings:
         in_setting = per_fold.filter(pl.col("setting") == s)
@@ -29,7 +31,7 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
             row: dict = {"setting": s, "backbone": b}
             for control in CONTROLS:
                 pairs = pair_on_fold(per_fold, s, b, "hcld", control)
-                t = paired_percent(pairs, "emo_ua") if pairs is not None else None
+                t = paired_percent(pairs, GAIN) if pairs is not None else None
                 row |= {f"n_{control}": t.n if t else 0,
                         f"diff_{control}": t.mean_diff if t else None,
                         f"t_p_{control}": t.t_p if t else None,
@@ -51,8 +53,6 @@ def sensitivity_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
 
 
 def sensitivity_rows(t: pl.DataFrame) -> Rows:
-    from grid import paper
-
     headers = ["Setting", "Backbone"]
     for control in CONTROLS:
         title = CONTROL_TITLES[control]

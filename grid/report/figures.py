@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from grid.paper import BACKBONE_LABELS, PAPER_BACKBONES, VARIANT_LABELS
+from grid.report.paper import BACKBONE_LABELS, PAPER_BACKBONES, VARIANT_LABELS
 from hcld.labels import EMOTIONS
+from hcld.losses.variants import TERM_NAMES
 
-LOSS_TERMS: tuple[str, ...] = (
-    "loss_total", "loss_emo_ce", "loss_spk_ce", "loss_icld", "loss_supcon", "loss_lcl", "loss_orth",
-)
+LOSS_TERMS: tuple[str, ...] = ("loss_total", *TERM_NAMES)  # the terms of the curves in result.json
 COMPARED: tuple[str, ...] = ("emo_only", "hcld")  # the decoupling made visible: without vs with HCLD
 MAX_POINTS = 1500  # per projection panel; enough to see clusters, cheap to draw
 # What each kind of figure shows; grid.report.SECTIONS places kinds beside the tables they explain.

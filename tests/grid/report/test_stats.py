@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from grid.stats import MIN_PAIRS, paired_test
+from grid.report.stats import MIN_PAIRS, paired_test
 
 A = [0.74, 0.78, 0.71, 0.80, 0.76]
 B = [0.70, 0.75, 0.72, 0.74, 0.71]

@@ -9,8 +9,9 @@ import pytest
 
 from grid import report as R
 from grid import trials as store
-from grid.render import render_markdown
-from grid.report_settings import WILDCARD, memberships, read_config, swept_keys
+from grid.report.render.markdown import render_markdown
+from grid.report.settings import memberships, read_config, swept_keys
+from grid.sweeps import WILDCARD
 from hcld.config import TrialConfig
 
 
@@ -129,12 +130,12 @@ def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
 
 
 def test_sensitivity_rows_name_settings_by_what_sets_them_apart(swept_report):
-    from grid.report_sensitivity import sensitivity_rows
+    from grid.report.sensitivity import sensitivity_rows
 
     headers, rows = sensitivity_rows(swept_report.tables["sensitivity"])
     assert headers[:3] == ["Setting", "Backbone", "HCLD − EMO-only UA (pp)"]
     assert sorted(r[0] for r in rows) == ["temperature=0.07", "temperature=0.5"]
-    from grid.report_sensitivity import distinguishing_parts
+    from grid.report.sensitivity import distinguishing_parts
 
     assert distinguishing_parts(["corpus=x temperature=0.5"]) == {
         "corpus=x temperature=0.5": "the grid's one setting (see the protocol)"}

@@ -1,0 +1,128 @@
+"""Turn results/<grid>/trials.parquet into the paper's tables (Polars), with the protocol on top.
+
+Rules the numbers follow (each is tested):
+- One outcome per trial_id: its latest "done" row if it has one, else its latest row (a failure).
+- Cells are mean ± sample std (ddof=1) over the finished folds, in percent; Δ = ours − paper in
+  percentage points. NaN metrics (undefined, e.g. speaker accuracy on unseen speakers) are left out
+  of the mean and the cell says on how many folds it rests.
+- A cell with no finished fold shows MISSING, never a number; failed and missing folds are counted.
+- The paper's "-" stays "-"; its unlabelled stray Table II row is never compared (see grid.report.paper).
+- Trials in different settings (`assign_settings`) are never averaged together: each setting gets
+  its own rows.
+
+This module declares the report's sections (`SECTIONS`) and builds a Report: the trials are read
+in grid.report.load, grouped into settings in grid.report.settings, the tables computed in
+grid.report.tables (and .sensitivity, with the paired tests of .stats against the paper's numbers
+in .paper), their cells written in grid.report.cells, the protocol in grid.report.protocol, the
+figures drawn by grid.report.figures and the files written by grid.report.render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from grid.report.cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
+from grid.report.figures import Figure
+from grid.report.load import latest_outcomes, load_trials, trials_path
+from grid.report.protocol import Protocol, build_protocol
+from grid.report.sensitivity import sensitivity_rows, sensitivity_table
+from grid.report.settings import assign_settings, setting_order
+from grid.report.tables import ablation_table, comparison_table, probe_table, significance_table
+from hcld.errors import DataError
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table of the report. Adding a table to every format is adding one Section to SECTIONS;
+    `build` may read the tables of the sections before it (`report.tables[key]`)."""
+
+    key: str  # key in Report.tables, CSV file stem, HTML anchor
+    title: str
+    build: Callable[[Report], pl.DataFrame]  # from report.trials / settings / earlier sections' tables
+    rows: Callable[[pl.DataFrame], Rows]  # the frame as (headers, rows of display strings)
+    note: str = ""
+    per_setting: bool = True  # False: one table for the grid (its rows name their setting)
+    figures: tuple[str, ...] = ()  # grid.report.figures kinds shown beside this table (HTML)
+
+
+@dataclass
+class Report:
+    grid: str
+    trials_file: Path
+    settings: list[str]  # setting labels, in report order
+    trials: pl.DataFrame  # one outcome per trial and setting, with `row_backbone` and `setting`
+    sections: tuple[Section, ...] = ()  # what the renderers show, in order (SECTIONS unless a caller chose)
+    tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # by Section.key (numeric, percent)
+    protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
+    notes: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)  # filled by the caller after grid.report.figures runs
+
+    @property
+    def grid_dir(self) -> Path:
+        return self.trials_file.parent
+
+    def frames(self, section: Section) -> list[tuple[str | None, pl.DataFrame]]:
+        """[(setting or None, rows of the section's table)]: one per setting, or a single frame
+        when the section is grid-wide or the grid has one setting."""
+        table = self.tables[section.key]
+        if not section.per_setting or len(self.settings) == 1:
+            return [(None, table)]
+        return [(s, table.filter(pl.col("setting") == s)) for s in self.settings]
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("table2", "Table II: ablation (emotion and speaker accuracy)",
+            build=lambda r: ablation_table(r.trials, r.settings, r.grid), rows=table2_rows,
+            figures=("confusion", "curves")),
+    Section("table1", "Table I: comparison with the paper and the methods it cites",
+            build=lambda r: comparison_table(r.tables["table2"], r.settings), rows=table1_rows,
+            note="Baseline rows are quoted from the paper's Table I with its reference numbers; they were not re-run.",
+            per_setting=False),  # quoted and paper rows are shared by every setting: listed once
+    Section("significance", "Significance: HCLD vs EMO-only and vs orth, paired on fold",
+            build=lambda r: significance_table(r.trials, r.settings), rows=significance_rows,
+            note="Paired t-test and Wilcoxon signed-rank (scipy, two-sided) over folds where both variants "
+                 "finished; d_z = mean Δ / sample std of Δ (ddof=1). Fewer than 3 pairs: no p-value."),
+    Section("sensitivity", "Sensitivity: does HCLD help under each setting (reading of the paper)?",
+            build=lambda r: sensitivity_table(r.trials, r.settings), rows=sensitivity_rows,
+            note="Per setting and backbone: HCLD's emotion UA minus each control's, in percentage points, "
+                 "paired on fold (t-test and Wilcoxon signed-rank, two-sided; with 5 folds the smallest "
+                 "possible Wilcoxon p is 0.0625), and the speaker probe on X_e of HCLD and EMO-only with "
+                 "their paired difference (lower = less speaker information in the emotion embedding). "
+                 "A control that does not read a swept setting (EMO-only: trunk, temperature) is the "
+                 "same trials in every setting.",
+            per_setting=False),
+    Section("probes", "Decoupling probes (linear probes on frozen test embeddings)",
+            build=lambda r: probe_table(r.trials, r.tables["table2"]), rows=probe_rows,
+            note="Speaker probe on X_e: lower means less speaker information left in the emotion embedding.",
+            figures=("projection",)),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Building
+
+
+def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] = SECTIONS,
+                 read_artifacts: bool = True) -> Report:
+    path = trials_path(results_dir, grid)
+    raw = load_trials(path)
+    if raw.is_empty():
+        raise DataError(f"trials table {path} has no rows")
+    outcomes = latest_outcomes(raw)
+    trials = assign_settings(outcomes)
+    report = Report(grid=grid, trials_file=path, settings=setting_order(trials), trials=trials, sections=sections)
+    for section in sections:
+        report.tables[section.key] = section.build(report)
+    report.protocol = build_protocol(raw, outcomes, grid, path, report.tables["table2"],
+                                     read_artifacts=read_artifacts)
+    report.notes.append(
+        "The paper's Table II also prints an unlabelled CNN row (75.03 / 74.27 / 74.98 / 75.01) between "
+        "wo.SupCon and wo.LCL; it is kept in grid.report.paper but excluded from every comparison."
+    )
+    if len(report.settings) > 1:
+        report.notes.append(f"{len(report.settings)} settings in this grid are reported separately, never pooled.")
+    return report
