@@ -400,7 +400,7 @@ def test_cli_prints_markdown_and_writes_formats(tmp_path):
 
 def test_cli_defaults_to_grid_full_and_reports_errors_without_traceback(tmp_path):
     result = CliRunner().invoke(report_cmd, ["--results-dir", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and result.output.startswith("error: ")
     assert "no trials table at" in result.output and str(tmp_path / "full") in result.output
     assert "Traceback" not in result.output
 
