@@ -164,17 +164,25 @@ def plan_grid(
     variants: typing.Sequence[str] | None = None,
     settings: typing.Iterable[str] = (),
     sweeps: typing.Iterable[str] = (),
+    seeds: int | None = None,
     iemocap: Path | None = None,
     hubert_checkpoint: Path | None = None,
     roberta: Path | None = None,
 ) -> GridPlan:
     """Check every setting (`settings`: --set items, `sweeps`: --sweep items) and expand the grid;
-    raises HcldError on the first bad one."""
+    raises HcldError on the first bad one. `seeds` N runs every trial with seeds 0..N-1: a sweep
+    of `seed`, whose replicates the report averages within a fold."""
     spec = get_grid(grid)
     _check_names("backbone(s)", backbones, BACKBONES)
     _check_names("variant(s)", variants, choices(Variant))
     overrides = parse_settings(settings)
     swept = {**spec.sweeps, **parse_sweeps(sweeps)}
+    if seeds is not None:
+        if seeds < 1:
+            raise HcldError(f"--seeds {seeds}: give at least 1")
+        if "seed" in swept or "seed" in overrides:
+            raise HcldError("--seeds N and a seed of --sweep/--set both choose the seeds; give one of them")
+        swept["seed"] = tuple(range(seeds))
     if epochs is not None:
         overrides["epochs"] = epochs
         # Warm-up must leave epochs to train: keep the grid's unless it would cover them all.

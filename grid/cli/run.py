@@ -46,6 +46,9 @@ from hcld.features import EXTRACTORS
               help="Try a trial setting at several values: the grid runs every combination of the "
                    "swept values with its backbones x variants x folds (repeatable; typed like --set). "
                    "A trial that does not read a swept setting runs once and serves every value.")
+@click.option("--seeds", type=click.IntRange(min=1), metavar="N",
+              help="Run every trial with seeds 0..N-1 (the same as --sweep seed=0,...,N-1); the report "
+                   "averages the replicates within a fold and shows their spread.")
 @click.option("--iemocap", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="IEMOCAP release root (IEMOCAP_full_release). Without it the built-in "
                    "synthetic corpus is used.")
@@ -99,6 +102,7 @@ class RunOptions:
     variants: tuple[str, ...] | None
     settings: tuple[str, ...]
     sweeps: tuple[str, ...]
+    seeds: int | None
     iemocap: Path | None
     hubert_checkpoint: Path | None
     roberta: Path | None
@@ -117,7 +121,7 @@ class RunOptions:
 def plan_of(o: RunOptions) -> GridPlan:
     return plan_grid(o.grid, epochs=o.epochs, fold_scheme=o.fold_scheme, features=o.features,
                      backbones=o.backbones, variants=o.variants, settings=o.settings, sweeps=o.sweeps,
-                     iemocap=o.iemocap, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta)
+                     seeds=o.seeds, iemocap=o.iemocap, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta)
 
 
 def _run(o: RunOptions) -> None:

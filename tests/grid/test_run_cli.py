@@ -286,3 +286,12 @@ def test_address_joins_a_running_ray_cluster(tmp_path, data_dir):
             pass
         head.wait()
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_seeds_replicate_every_trial_of_the_grid(tmp_path):
+    code, out = invoke("smoke", "--seeds", "2", "--dry-run", "--data-dir", tmp_path / "d", "--results-dir", tmp_path)
+    assert code == 0, out
+    assert "30 trials would run" in out  # smoke's 15 trials x 2 seeds
+    assert "  seed=0: 15" in out and "  seed=1: 15" in out
+    code, out = invoke("smoke", "--seeds", "2", "--sweep", "seed=3,4", "--dry-run", "--results-dir", tmp_path)
+    assert code == 2 and "error: --seeds N and a seed of --sweep/--set both choose the seeds" in out
