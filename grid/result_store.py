@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grid.trials import SCHEMA, now
+from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_FILE, SCHEMA, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
+from hcld.labels import EMOTIONS
 
 # -- the lock -------------------------------------------------------------------------------------
 
@@ -94,6 +97,7 @@ class ResultStore:
         self.folder = Path(folder).absolute()
         self.grid = grid
         self.path = self.folder / "trials.parquet"
+        self.predictions_path = self.folder / "predictions.parquet"
 
     def artifacts_dir(self, trial_id: str) -> Path:
         return self.folder / "trials" / trial_id
@@ -109,9 +113,43 @@ class ResultStore:
     def rows(self) -> list[dict[str, Any]]:
         return self.read().to_pylist()
 
+    def read_predictions(self) -> pa.Table:
+        """The test predictions of done trials (PREDICTION_SCHEMA); empty if none were stored."""
+        if not self.predictions_path.exists():
+            return PREDICTION_SCHEMA.empty_table()
+        try:
+            return pq.read_table(self.predictions_path, schema=PREDICTION_SCHEMA)
+        except Exception as exc:
+            raise HcldError(f"cannot read predictions table {self.predictions_path}: {exc}") from exc
+
+    def _trial_predictions(self, row: dict[str, Any]) -> pa.Table | None:
+        """A done trial's predictions from its artifacts, or None when it wrote none."""
+        path = self.folder / (row.get("artifacts") or f"trials/{row['trial_id']}") / PREDICTIONS_FILE
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as npz:
+            prob = npz["prob"].astype(np.float32)
+            columns = {"trial_id": [row["trial_id"]] * len(npz["true"]), "utt_id": npz["utt_id"].astype(str),
+                       "emotion_true": npz["true"].astype(np.int8), "emotion_pred": npz["pred"].astype(np.int8),
+                       **{f"prob_{e}": prob[:, i] for i, e in enumerate(EMOTIONS)}}
+        return pa.Table.from_pydict(columns, schema=PREDICTION_SCHEMA)
+
+    def _append_predictions(self, rows: list[dict[str, Any]]) -> None:
+        """Add the predictions of newly done trials, replacing any earlier copy of theirs (left by a
+        driver killed between this write and the row's)."""
+        tables = [t for r in rows if r["status"] == "done" and (t := self._trial_predictions(r)) is not None]
+        if not tables:
+            return
+        fresh_ids = pa.array([t["trial_id"][0].as_py() for t in tables])
+        old = self.read_predictions()
+        old = old.filter(pc.invert(pc.is_in(old["trial_id"], value_set=fresh_ids)))
+        with atomic_path(self.predictions_path, durable=True) as tmp:
+            pq.write_table(pa.concat_tables([old, *tables]), tmp)
+
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add rows atomically. The caller holds the RunLock, so no other writer can interleave;
-        a done row for a trial that already has one is dropped (a trial is never counted twice)."""
+        a done row for a trial that already has one is dropped (a trial is never counted twice).
+        A done trial's predictions are written first, so a row never lacks its predictions."""
         table = self.read()
         done = {r["trial_id"] for r in table.select(["trial_id", "status"]).to_pylist()
                 if r["status"] == "done"}
@@ -124,6 +162,7 @@ class ResultStore:
             fresh.append({name: _clean(row.get(name)) for name in SCHEMA.names})
         if not fresh:
             return
+        self._append_predictions(fresh)
         table = pa.concat_tables([table, pa.Table.from_pylist(fresh, schema=SCHEMA)])
         with atomic_path(self.path, durable=True) as tmp:
             pq.write_table(table, tmp)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import hcld
 from grid.sweeps import setting_label, swept_values
 from hcld.config import TrialConfig, TrialData, TrialResult
+from hcld.labels import EMOTIONS
 from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS
 
@@ -62,6 +63,19 @@ SCHEMA = pa.schema(
         ("config_json", pa.string()),  # the whole TrialConfig: swept settings are read from here
         ("data_key", pa.string()),
         ("artifacts", pa.string()),
+    ]
+)
+
+# One row per test utterance of a done trial (results/<grid>/predictions.parquet), from the trial's
+# artifacts file `predictions.npz` (utt_id, true, pred, prob): the report's paired bootstrap reads it.
+PREDICTIONS_FILE = "predictions.npz"
+PREDICTION_SCHEMA = pa.schema(
+    [
+        ("trial_id", pa.string()),
+        ("utt_id", pa.string()),
+        ("emotion_true", pa.int8()),  # index into hcld.labels.EMOTIONS
+        ("emotion_pred", pa.int8()),
+        *[(f"prob_{e}", pa.float32()) for e in EMOTIONS],
     ]
 )
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -129,3 +130,34 @@ def test_lock_of_a_killed_process_is_released(tmp_path):
         except HcldError:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def _write_predictions(store, tid, true, pred):
+    folder = store.artifacts_dir(tid)
+    folder.mkdir(parents=True, exist_ok=True)
+    prob = np.eye(4, dtype=np.float32)[pred]
+    np.savez(folder / "predictions.npz", utt_id=np.array([f"u{i}" for i in range(len(true))]),
+             true=np.array(true), pred=np.array(pred), prob=prob)
+
+
+def test_done_trials_bring_their_test_predictions_into_the_grid_table(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    _write_predictions(s, "a", [0, 1, 2, 3], [0, 1, 1, 3])
+    _write_predictions(s, "f", [0], [0])  # a failed attempt's leftovers are never read
+    s.append([row("a", artifacts="trials/a"), row("f", "failed", artifacts="trials/f")])
+    table = s.read_predictions().to_pylist()
+    assert [(r["trial_id"], r["utt_id"], r["emotion_true"], r["emotion_pred"]) for r in table] == [
+        ("a", "u0", 0, 0), ("a", "u1", 1, 1), ("a", "u2", 2, 1), ("a", "u3", 3, 3)]
+    assert table[2]["prob_neu"] == 0.0 and table[2]["prob_hap"] == 1.0  # column order = hcld.labels.EMOTIONS
+    # A driver killed after writing predictions but before the row leaves a copy: the re-run replaces it.
+    _write_predictions(s, "b", [2, 2], [2, 0])
+    s._append_predictions([row("b", artifacts="trials/b")])
+    s.append([row("b", artifacts="trials/b")])
+    ids = [r["trial_id"] for r in s.read_predictions().to_pylist()]
+    assert ids.count("b") == 2 and ids.count("a") == 4
+
+
+def test_a_trial_without_a_predictions_file_adds_no_predictions(tmp_path):
+    s = ResultStore(tmp_path / "g", "g")
+    s.append([row("a", artifacts="trials/a")])
+    assert s.read_predictions().num_rows == 0 and not s.predictions_path.exists()
