@@ -1,21 +1,30 @@
-"""`hcld-grid bench ...`: benchmarks that print measured figures and write CSVs under results/bench/."""
+"""`hcld-grid bench ...`: the benchmarks of the benchmarks package (benchmarks.COMMANDS), each
+imported when it is invoked or listed; they print measured figures and write CSVs under results/bench/."""
+
+from __future__ import annotations
+
+import importlib
 
 import click
 
+from benchmarks import COMMANDS
 
-@click.group()
+
+class BenchGroup(click.Group):
+    """The benchmark commands, looked up in benchmarks.COMMANDS and imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=BenchGroup)
 def bench() -> None:
-    """Benchmarks (kernels, kernel memory, training epochs, training-step split, grid scheduling overhead)."""
-
-
-def _register() -> None:
-    from grid.cli import bench_epochs, bench_kernels, bench_memory, bench_scheduler, bench_steps
-
-    bench.add_command(bench_kernels.kernels)
-    bench.add_command(bench_memory.memory)
-    bench.add_command(bench_epochs.epochs)
-    bench.add_command(bench_scheduler.scheduler)
-    bench.add_command(bench_steps.steps)
-
-
-_register()
+    """Benchmarks: kernels, kernel memory, training steps and epochs, grid scheduling overhead, kernel
+    compilation and the GPU check."""

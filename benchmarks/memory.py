@@ -1,4 +1,5 @@
-"""Peak memory of one forward+backward of each loss, fused against eager, without a GPU.
+"""`hcld-grid bench memory`: peak memory of one forward+backward of each loss, triton (the fused
+kernels) against torch (the PyTorch reference), as planned for a GPU but measured without one.
 
 The fused losses' host code decides every buffer the kernels use (per-row statistics, the
 [slices, rows, D] fp32 gradient slabs, the inverse norms) from the launch plan, which depends only
@@ -6,30 +7,25 @@ on the shapes and the GPU's multiprocessor count. So this runs that host code on
 would plan on a GPU with `sms` multiprocessors (kernels.tiles.planning_for) with every kernel
 launch replaced by a no-op, and records each torch allocation and free with the profiler: the peak
 of live bytes, inputs and gradients included, is what torch.cuda.max_memory_allocated would report
-for the same call, less the caching allocator's rounding. Eager (the PyTorch reference) runs for
-real on CPU, where its autograd graph holds the same tensors as on a GPU.
+for the same call, less the caching allocator's rounding. torch runs for real on CPU, where its
+autograd graph holds the same tensors as on a GPU.
 
-Measured for fp32 inputs. In fp16/bf16 the fused buffers stay fp32 while an autocast eager holds
-half-precision products: the device benchmark (benchmarks/kernel_bench.py) measures those.
+Measured for fp32 inputs. In fp16/bf16 the fused buffers stay fp32 while an autocast torch holds
+half-precision products: the device benchmark (`bench kernels`, benchmarks/kernels.py) measures those.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 from pathlib import Path
 
-import torch
-from torch.profiler import ProfilerActivity, profile
+import click
 
-from benchmarks.kernel_bench import loss_fn, make_inputs
-from kernels.compile_check import H100_SMS
+from benchmarks.common import names_option, numbers_option, write_csv
+from benchmarks.compile_check import H100_SMS
+from benchmarks.kernels import LOSSES, loss_fn, make_inputs
 
-# kineto logs an error for the GPU it looks for on a CPU-only machine; it reads this at first use
-os.environ.setdefault("KINETO_LOG_LEVEL", "5")
-
-LOSSES = ("icld", "supcon", "lcl")
 NS = (32, 256, 1024, 4096, 16384)
 DS = (256, 768)
 COLUMNS = ("loss", "n", "d", "sms", "eager_peak_mib", "fused_peak_mib", "fused_vs_eager")
@@ -50,6 +46,10 @@ def launches_skipped():
 
 def peak_mib(step) -> float:
     """Largest sum of live torch CPU allocations made during step(), in MiB."""
+    # kineto logs an error for the GPU it looks for on a CPU-only machine; it reads this at first use
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+    from torch.profiler import ProfilerActivity, profile
+
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, acc_events=True) as prof:
         step()
     events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
@@ -61,7 +61,7 @@ def peak_mib(step) -> float:
     return peak / 2**20
 
 
-def _fused(loss: str):
+def _triton(loss: str):
     """The fused loss called directly (kernels' dispatch would pick the reference on a CPU without the
     interpreter; with the launches skipped either way of decorating the kernels allocates alike)."""
     from kernels import triton_icld, triton_supcon
@@ -74,7 +74,9 @@ def _fused(loss: str):
 def footprint(loss: str, impl: str, n: int, d: int, sms: int = H100_SMS, seed: int = 0) -> float:
     """Peak MiB of one forward+backward of `loss` by `impl` ("eager" | "fused") at [n, d], fp32, on
     the kernel benchmark's inputs, created inside the measured step (as its peak counts them)."""
-    fn = _fused(loss) if impl == "fused" else loss_fn(loss, "eager")
+    import torch
+
+    fn = _triton(loss) if impl == "fused" else loss_fn(loss, "torch")
 
     def step():
         fn(*make_inputs(loss, n, d, torch.float32, "cpu", seed)).backward()
@@ -92,19 +94,33 @@ def measure(losses=LOSSES, ns=NS, ds=DS, sms: int = H100_SMS, on_row=None) -> li
     for loss in losses:
         for d in ds:
             for n in ns:
-                eager, fused = footprint(loss, "eager", n, d, sms), footprint(loss, "fused", n, d, sms)
-                row = dict(loss=loss, n=n, d=d, sms=sms, eager_peak_mib=round(eager, 3),
-                           fused_peak_mib=round(fused, 3), fused_vs_eager=round(fused / eager, 4))
+                base, fused = footprint(loss, "eager", n, d, sms), footprint(loss, "fused", n, d, sms)
+                row = dict(loss=loss, n=n, d=d, sms=sms, eager_peak_mib=round(base, 3),
+                           fused_peak_mib=round(fused, 3), fused_vs_eager=round(fused / base, 4))
                 rows.append(row)
                 if on_row:
                     on_row(row)
     return rows
 
 
-def write_csv(rows: list[dict], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+@click.command(context_settings={"max_content_width": 100})
+@click.option("--n", "ns", callback=numbers_option(int), metavar="LIST",
+              help="Batch sizes N. Default: 32,256,1024,4096,16384.")
+@click.option("--d", "ds", callback=numbers_option(int), metavar="LIST", help="Embedding widths D. Default: 256,768.")
+@click.option("--loss", "losses", default=",".join(LOSSES), show_default=True, callback=names_option(LOSSES),
+              metavar="LIST", help="Losses to measure.")
+@click.option("--sms", type=click.IntRange(min=1), default=H100_SMS, show_default=True,
+              help="Multiprocessors of the GPU the triton launches are planned for (H100/H200 SXM: 132).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/bench/memory.csv"),
+              show_default=True, help="CSV path.")
+def memory(ns, ds, losses, sms, out) -> None:
+    """Peak MiB of triton vs torch forward+backward (fp32, inputs included); exit 1 if triton is above torch."""
+    click.echo(f"{'loss':<8}{'N':>7}{'D':>6}{'eager MiB':>12}{'fused MiB':>12}{'fused/eager':>14}")
+    rows = measure(losses, ns or NS, ds or DS, sms, on_row=lambda r: click.echo(
+        f"{r['loss']:<8}{r['n']:>7}{r['d']:>6}{r['eager_peak_mib']:>12.2f}{r['fused_peak_mib']:>12.2f}"
+        f"{r['fused_vs_eager']:>14.3f}"))
+    write_csv(out, rows, COLUMNS)
+    above = [r for r in rows if r["fused_vs_eager"] > 1]
+    click.echo(f"wrote {len(rows)} rows to {out}; fused above eager in {len(above)}")
+    if above:
+        raise SystemExit(1)
