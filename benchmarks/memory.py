@@ -28,7 +28,7 @@ from benchmarks.kernels import LOSSES, loss_fn, make_inputs
 
 NS = (32, 256, 1024, 4096, 16384)
 DS = (256, 768)
-COLUMNS = ("loss", "n", "d", "sms", "eager_peak_mib", "fused_peak_mib", "fused_vs_eager")
+COLUMNS = ("loss", "n", "d", "sms", "torch_peak_mib", "triton_peak_mib", "triton_vs_torch")
 
 
 @contextlib.contextmanager
@@ -72,16 +72,18 @@ def _triton(loss: str):
 
 
 def footprint(loss: str, impl: str, n: int, d: int, sms: int = H100_SMS, seed: int = 0) -> float:
-    """Peak MiB of one forward+backward of `loss` by `impl` ("eager" | "fused") at [n, d], fp32, on
+    """Peak MiB of one forward+backward of `loss` by `impl` ("torch" | "triton") at [n, d], fp32, on
     the kernel benchmark's inputs, created inside the measured step (as its peak counts them)."""
     import torch
 
-    fn = _triton(loss) if impl == "fused" else loss_fn(loss, "torch")
+    if impl not in ("torch", "triton"):
+        raise ValueError(f"impl must be torch or triton, got {impl!r}")
+    fn = _triton(loss) if impl == "triton" else loss_fn(loss, "torch")
 
     def step():
         fn(*make_inputs(loss, n, d, torch.float32, "cpu", seed)).backward()
 
-    if impl == "eager":
+    if impl == "torch":
         return peak_mib(step)
     from kernels import tiles
 
@@ -94,9 +96,9 @@ def measure(losses=LOSSES, ns=NS, ds=DS, sms: int = H100_SMS, on_row=None) -> li
     for loss in losses:
         for d in ds:
             for n in ns:
-                base, fused = footprint(loss, "eager", n, d, sms), footprint(loss, "fused", n, d, sms)
-                row = dict(loss=loss, n=n, d=d, sms=sms, eager_peak_mib=round(base, 3),
-                           fused_peak_mib=round(fused, 3), fused_vs_eager=round(fused / base, 4))
+                base, fused = footprint(loss, "torch", n, d, sms), footprint(loss, "triton", n, d, sms)
+                row = dict(loss=loss, n=n, d=d, sms=sms, torch_peak_mib=round(base, 3),
+                           triton_peak_mib=round(fused, 3), triton_vs_torch=round(fused / base, 4))
                 rows.append(row)
                 if on_row:
                     on_row(row)
@@ -115,12 +117,12 @@ def measure(losses=LOSSES, ns=NS, ds=DS, sms: int = H100_SMS, on_row=None) -> li
               show_default=True, help="CSV path.")
 def memory(ns, ds, losses, sms, out) -> None:
     """Peak MiB of triton vs torch forward+backward (fp32, inputs included); exit 1 if triton is above torch."""
-    click.echo(f"{'loss':<8}{'N':>7}{'D':>6}{'eager MiB':>12}{'fused MiB':>12}{'fused/eager':>14}")
+    click.echo(f"{'loss':<8}{'N':>7}{'D':>6}{'torch MiB':>12}{'triton MiB':>12}{'triton/torch':>14}")
     rows = measure(losses, ns or NS, ds or DS, sms, on_row=lambda r: click.echo(
-        f"{r['loss']:<8}{r['n']:>7}{r['d']:>6}{r['eager_peak_mib']:>12.2f}{r['fused_peak_mib']:>12.2f}"
-        f"{r['fused_vs_eager']:>14.3f}"))
+        f"{r['loss']:<8}{r['n']:>7}{r['d']:>6}{r['torch_peak_mib']:>12.2f}{r['triton_peak_mib']:>12.2f}"
+        f"{r['triton_vs_torch']:>14.3f}"))
     write_csv(out, rows, COLUMNS)
-    above = [r for r in rows if r["fused_vs_eager"] > 1]
-    click.echo(f"wrote {len(rows)} rows to {out}; fused above eager in {len(above)}")
+    above = [r for r in rows if r["triton_vs_torch"] > 1]
+    click.echo(f"wrote {len(rows)} rows to {out}; triton above torch in {len(above)}")
     if above:
         raise SystemExit(1)

@@ -16,7 +16,7 @@ import benchmarks.memory as footprint
 @pytest.mark.parametrize("n", [32, 1024])
 @pytest.mark.parametrize("loss", ["icld", "supcon", "lcl"])
 def test_triton_peak_is_not_above_torch(loss, n, d, sms):
-    base, fused = footprint.footprint(loss, "eager", n, d, sms), footprint.footprint(loss, "fused", n, d, sms)
+    base, fused = footprint.footprint(loss, "torch", n, d, sms), footprint.footprint(loss, "triton", n, d, sms)
     assert 0 < fused <= base, (base, fused)
 
 
@@ -31,9 +31,9 @@ def test_the_measurement_counts_the_kernels_buffers():
         plan = T.Tiling().plan(n, n, d, torch.float32, torch.device("cpu"), "backward")
     assert plan.splits == 2
     slab = plan.splits * n * d * 4 / 2**20
-    fused = footprint.footprint("supcon", "fused", n, d, 132)
+    fused = footprint.footprint("supcon", "triton", n, d, 132)
     assert fused >= slab + 2 * n * d * 4 / 2**20
-    base = footprint.footprint("supcon", "eager", n, d, 132)
+    base = footprint.footprint("supcon", "torch", n, d, 132)
     assert base >= 4 * n * n * 4 / 2**20  # the reference keeps several N x N fp32 matrices for its backward
 
 
@@ -48,6 +48,10 @@ def test_bench_memory_cli_writes_the_table(tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert [r["loss"] for r in rows] == ["icld", "supcon", "lcl"]
     assert list(rows[0]) == list(footprint.COLUMNS)
-    assert all(0 < float(r["fused_vs_eager"]) <= 1 for r in rows)
-    assert "fused above eager in 0" in result.output
+    assert all(0 < float(r["triton_vs_torch"]) <= 1 for r in rows)
+    assert "triton above torch in 0" in result.output
 
+
+def test_footprint_refuses_the_old_implementation_names():
+    with pytest.raises(ValueError, match="torch or triton"):
+        footprint.footprint("supcon", "eager", 32, 16)
