@@ -7,13 +7,14 @@
 #
 # Writes under $OUT (the device tool's return folder) or results/bench/device/: device.txt (GPU,
 # driver, versions), one log per step, steps.txt (exit status and seconds of each step), and the
-# CSVs: kernels.csv (fused vs eager, default tiles), steps.csv (training-step split) and
-# kernels-tuned.csv (fused with tuned tiles, the picks recorded).
+# CSVs: kernels.csv (triton vs torch, default tiles), steps.csv (training-step split) and
+# kernels-tuned.csv (triton with tuned tiles, the picks recorded).
 # Each step has its own time limit and is interrupted with SIGINT, so a cut-off step keeps the rows
 # it finished and the next step still runs. Order: what no CPU can tell first (the compiled kernels
-# against fp64), then speed and memory against eager, where a training step's time goes, and last
+# against fp64), then speed and memory against torch, where a training step's time goes, and last
 # what tuning the tiles gains.
-# Needs torch, triton and click only (no ray, polars, install or download).
+# Needs torch, triton, numpy and click only (no ray, polars, install or download): `hcld-grid bench`
+# imports no ray or polars (tests/benchmarks/test_bench_cli.py checks that).
 # The sizes can be overridden (e.g. DEVICE=cpu and tiny sizes for a plumbing check without a GPU).
 set -u
 
@@ -30,9 +31,9 @@ mkdir -p "$out"
 unset TRITON_INTERPRET  # the compiled kernels, not the interpreter
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-# `hcld-grid bench` without installing the package (the full CLI imports polars, absent there)
+# `hcld-grid bench` without installing the package: the CLI's module entry
 # (an array, not a function: `timeout` runs commands, not shell functions)
-bench=(python -c 'import sys; from grid.cli.bench import bench; bench(sys.argv[1:], prog_name="hcld-grid bench")')
+bench=(python -m grid.cli bench)
 
 want() { [[ $steps == *" $1 "* ]]; }
 
@@ -55,10 +56,10 @@ cat "$out/device.txt"
 : > "$out/steps.txt"
 
 # 1. compiled kernels vs an fp64 reference, default tiles (tuning would compile every candidate here)
-want gpu-test && step gpu-test 180 env HCLD_AUTOTUNE=0 python tests/test_kernels_gpu.py
-# 2. fused vs eager: time, peak memory, values, default tiles (compiled already by step 1)
+want gpu-test && step gpu-test 180 env HCLD_AUTOTUNE=0 "${bench[@]}" gpu-check
+# 2. triton vs torch: time, peak memory, values, default tiles (compiled already by step 1)
 want kernels && step kernels 120 env HCLD_AUTOTUNE=0 "${bench[@]}" kernels --device "$device" \
-    --loss icld,supcon,lcl --impl eager,fused --dtype "$kernel_dtypes" --n "$kernel_ns" --d "$kernel_ds" \
+    --loss icld,supcon,lcl --impl torch,triton --dtype "$kernel_dtypes" --n "$kernel_ns" --d "$kernel_ds" \
     --repeats 10 --warmup 2 --max-seconds 3 --out "$out/kernels.csv"
 # 3. one training step split by stage, resident features, per backbone and precision; projects `full`
 # shellcheck disable=SC2086 # step_args is a list of options
@@ -67,6 +68,6 @@ want steps && step steps 75 "${bench[@]}" steps --device "$device" --placement d
 # 4. what tuning gains over the defaults where it applies (N >= 1024): each cell's first, untimed
 # call compiles and times every candidate, the picks are in the `tiles` column
 want kernels-tuned && step kernels-tuned 120 "${bench[@]}" kernels --device "$device" --loss supcon,icld \
-    --impl fused --dtype "$tuned_dtypes" --n "$tuned_ns" --d "$kernel_ds" --repeats 10 --warmup 2 \
+    --impl triton --dtype "$tuned_dtypes" --n "$tuned_ns" --d "$kernel_ds" --repeats 10 --warmup 2 \
     --max-seconds 3 --out "$out/kernels-tuned.csv"
 echo "done: $out"

@@ -27,6 +27,7 @@ from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS
 
 if TYPE_CHECKING:
+    from grid.plan import TrialPoint
     from grid.result_store import ResultStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -171,18 +172,6 @@ def now() -> str:
 
 
 # -- the trial before and after its data is known --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrialPoint:
-    """One trial of the grid before its data is known: a canonical config and a fold number."""
-
-    config: TrialConfig
-    fold: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Pick each main kernel's tile config on the device by timing the candidates of kernels.tiles.CONFIGS.
 
 Every candidate there compiles for sm_90 without register spills at the launched signatures
-(kernels.compile_check --all-configs, asserted by tests/test_kernels_compile.py), so tuning only
+(benchmarks.compile_check --all-configs, asserted by tests/benchmarks/test_compile_check.py), so tuning only
 ever chooses among spill-free configs. The first launch of a kernel specialisation at a shape
 bucket (N rounded up to a power of two), dtype, fp32 dot precision and device times every
 candidate on the call's own inputs and keeps the fastest for the rest of the process. Timing runs

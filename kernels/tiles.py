@@ -42,8 +42,8 @@ class TileConfig:
 # Per input dtype (and fp32 dot precision) and pass: the default first, then the other candidates
 # kernels.autotune times on a device (num_stages 2-4, wider K or N tiles, fewer warps for exact fp32).
 # Every entry compiles for sm_90 without register spills for every kernel specialisation at the
-# launched signatures (`python -m kernels.compile_check --all-configs`, asserted by
-# tests/test_kernels_compile.py); configs that spilled in any specialisation were dropped (128-row
+# launched signatures (`hcld-grid bench compile --all-configs`, asserted by
+# tests/benchmarks/test_compile_check.py); configs that spilled in any specialisation were dropped (128-row
 # forward tiles, fp32 64x64 backward at 3 stages, fp32 32x64 forward at 4 warps). The backward takes
 # the wider column tile where it fits (half the gradient-slab read-modify-write passes); the forward's
 # online softmax keeps more per-row state. Exact fp32 dots run on CUDA cores with operands in
@@ -102,7 +102,7 @@ _PLANNED_SMS: int | None = None  # set by planning_for: plan CPU launches as for
 @contextlib.contextmanager
 def planning_for(sms: int):
     """Within this block, launches on CPU tensors are planned (column slices) as on a GPU with `sms`
-    multiprocessors: how kernels.compile_check reproduces a GPU launch without one."""
+    multiprocessors: how benchmarks.compile_check reproduces a GPU launch without one."""
     global _PLANNED_SMS
     previous, _PLANNED_SMS = _PLANNED_SMS, sms
     try:

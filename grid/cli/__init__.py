@@ -4,10 +4,9 @@ command needs only its own dependencies (`hcld-grid bench` runs on a machine wit
 
 from __future__ import annotations
 
-import importlib
-
 import click
 
+from grid.cli.options import LazyGroup
 from hcld import __version__
 
 # command name -> "module:attribute" of its click command
@@ -20,20 +19,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
-        module, _, attr = COMMANDS[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="hcld-grid")
 def main() -> None:
     """Reproduce HCLD (ICASSP 2025): build data, extract features, run the ablation grid, report."""

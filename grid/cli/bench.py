@@ -1,21 +1,15 @@
-"""`hcld-grid bench ...`: benchmarks that print measured figures and write CSVs under results/bench/."""
+"""`hcld-grid bench ...`: the benchmarks of the benchmarks package (benchmarks.COMMANDS), each
+imported when it is invoked or listed; they print measured figures and write CSVs under results/bench/."""
+
+from __future__ import annotations
 
 import click
 
+from benchmarks import COMMANDS
+from grid.cli.options import LazyGroup
 
-@click.group()
+
+@click.group(cls=LazyGroup, commands=COMMANDS)
 def bench() -> None:
-    """Benchmarks (kernels, kernel memory, training epochs, training-step split, grid scheduling overhead)."""
-
-
-def _register() -> None:
-    from grid.cli import bench_epochs, bench_kernels, bench_memory, bench_scheduler, bench_steps
-
-    bench.add_command(bench_kernels.kernels)
-    bench.add_command(bench_memory.memory)
-    bench.add_command(bench_epochs.epochs)
-    bench.add_command(bench_scheduler.scheduler)
-    bench.add_command(bench_steps.steps)
-
-
-_register()
+    """Benchmarks: kernels, kernel memory, training steps and epochs, grid scheduling overhead, kernel
+    compilation and the GPU check."""

@@ -1,4 +1,4 @@
-"""What every command shares: the input-error policy and the comma-list option parser.
+"""What every command shares: the input-error policy, comma-list options and the lazy command group.
 
 The error policy: a mistake in a command's input (a bad setting, a missing file, an unknown grid)
 is an `HcldError`; every command prints it as one `error: ...` line on stderr and exits 2, as the
@@ -8,8 +8,9 @@ README says. Click's own usage errors exit 2 too. Tracebacks are for bugs only.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -33,26 +34,57 @@ def input_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def split_list(text: str, convert: Callable[[str], Any] = str) -> tuple[Any, ...]:
-    """'a, b,,c' -> ('a', 'b', 'c'), each item through `convert`."""
-    return tuple(convert(v.strip()) for v in text.split(",") if v.strip())
+def split_list(value: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def comma_list(choices: tuple[str, ...] | None = None, convert: Callable[[str], Any] = str):
-    """A click callback for a comma-separated option: a tuple of items (None when not given),
-    each checked against `choices` if given and converted by `convert`."""
+def parse_names(value: str, known: Sequence[str], param_hint: str | None = None) -> tuple[str, ...]:
+    """The comma-separated names in `value`, each one of `known`; at least one."""
+    names = tuple(split_list(value))
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise click.BadParameter(f"unknown {bad}; known: {', '.join(known)}", param_hint=param_hint)
+    return names
 
-    def callback(_ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[Any, ...] | None:
+
+def names_option(known: Sequence[str]):
+    """Click callback: a comma-separated list of names from `known` (None stays None: 'the default')."""
+    return lambda _ctx, _param, value: None if value is None else parse_names(value, known)
+
+
+def numbers_option(kind: type = int):
+    """Click callback: a comma-separated list of `kind` (int or float); None stays None."""
+
+    def parse(_ctx, _param, value: str | None) -> tuple | None:
         if value is None:
             return None
         try:
-            items = split_list(value, convert)
-        except ValueError as exc:
-            raise click.BadParameter(f"{value!r}: {exc}", param=param) from None
-        bad = [v for v in items if choices is not None and v not in choices]
-        if bad:
-            raise click.BadParameter(f"unknown {', '.join(map(str, bad))}; choose from {', '.join(choices)}",
-                                     param=param)
-        return items
+            numbers = tuple(kind(v) for v in split_list(value))
+        except ValueError as err:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got {value!r}") from err
+        if not numbers:
+            raise click.BadParameter(f"expected comma-separated {kind.__name__}s, got {value!r}")
+        return numbers
 
-    return callback
+    return parse
+
+
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands ({name: "module:attribute"}) are imported on first use, so a
+    command loads only its own dependencies."""
+
+    def __init__(self, *args: Any, commands: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy_commands)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy_commands:
+            return None
+        module, _, attr = self.lazy_commands[name].partition(":")
+        return getattr(importlib.import_module(module), attr)

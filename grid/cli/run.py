@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from grid.cli.options import comma_list, input_errors
+from grid.cli.options import input_errors, names_option
 from grid.execute import EXECUTORS, TRIAL_FN_ENV, run_pending
 from grid.plan import GRIDS, GridPlan, plan_grid, points_per_setting, trial_state
 from grid.progress import Progress, concurrency, wall_estimate
@@ -35,9 +35,9 @@ from hcld.features import EXTRACTORS
                    "(leave one session out).")
 @click.option("--features", type=click.Choice(list(EXTRACTORS)),
               help="Input features. Default: hubert with --iemocap, else fbank.")
-@click.option("--backbones", callback=comma_list(BACKBONES), metavar="LIST",
+@click.option("--backbones", callback=names_option(BACKBONES), metavar="LIST",
               help=f"Comma-separated subset of {','.join(BACKBONES)}.")
-@click.option("--variants", callback=comma_list(choices(Variant)), metavar="LIST",
+@click.option("--variants", callback=names_option(choices(Variant)), metavar="LIST",
               help=f"Comma-separated loss variants ({','.join(choices(Variant))}).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "

@@ -11,13 +11,16 @@ fold == k and its training set is every other row, so test sets are disjoint and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import polars as pl
 
-from hcld.fileio import read_parquet_checked, write_parquet_atomic
 from hcld.errors import DataError
+from hcld.fileio import read_parquet_checked, write_parquet_atomic
 from hcld.labels import EMOTIONS, SESSIONS
+
+if TYPE_CHECKING:  # polars where used: FOLD_SCHEMES and N_FOLDS are read by code that has none
+    import polars as pl
 
 FOLD_SCHEMES: tuple[str, ...] = ("random5", "loso")
 N_FOLDS: dict[str, int] = {"random5": 5, "loso": len(SESSIONS)}
@@ -41,6 +44,8 @@ def make_folds(manifest: pl.DataFrame, scheme: str, *, seed: int = 0) -> pl.Data
         fold = np.array([index[s] for s in df["session"]], dtype=np.int64)
     else:
         fold = _stratified(df["emotion"].to_list(), N_FOLDS[scheme], seed)
+    import polars as pl
+
     out = pl.DataFrame({"utt_id": df["utt_id"], "fold": fold}, schema={"utt_id": pl.String, "fold": pl.Int64})
     sizes = np.bincount(fold, minlength=N_FOLDS[scheme])
     empty = [k for k, n in enumerate(sizes) if n == 0]
@@ -81,6 +86,8 @@ def read_folds(path: Path | str) -> pl.DataFrame:
         raise DataError(f"{path}: folds file needs columns utt_id and fold, has {df.columns}")
     if df.height == 0 or df["utt_id"].n_unique() != df.height:
         raise DataError(f"{path}: folds file is empty or lists an utterance twice")
+    import polars as pl
+
     return df.select("utt_id", pl.col("fold").cast(pl.Int64))
 
 

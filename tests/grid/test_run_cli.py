@@ -209,7 +209,7 @@ def test_a_second_run_on_the_same_results_is_refused_naming_the_holder(tmp_path,
 @pytest.mark.parametrize("args, message", [
     (["--set", "nosuch=1"], "--set nosuch: not a trial setting"),
     (["--set", "epochs=many"], "--set epochs=many: expected int"),
-    (["--backbones", "cnn,gru"], "unknown gru; choose from cnn, lstm, transformer"),
+    (["--backbones", "cnn,gru"], "unknown ['gru']; known: cnn, lstm, transformer"),
     (["--features", "hubert"], "--features hubert needs --hubert-checkpoint"),
 ])
 def test_bad_options_are_refused_clearly(tmp_path, args, message):

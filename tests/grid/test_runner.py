@@ -246,16 +246,6 @@ def test_ray_retry_budget_counts_attempts_of_earlier_runs(tmp_path, ray_session)
     assert attempts == {0: [1, 2, 3], 1: [1, 2, 3]}
 
 
-def test_scheduler_benchmark_measures_a_no_op_grid_without_losing_trials():
-    from grid.cli.bench_scheduler import measure
-
-    row = measure("local", 80, 0.0, 1.0)  # more than the 75 full-grid cells: ids stay unique
-    assert row["trials"] == 80 and row["slots"] == 1
-    assert 0 < row["overhead_per_trial_s"] < 1.0
-    assert row["overhead_per_trial_s"] == pytest.approx(row["wall_s"] / 80, rel=0.05)
-    assert 0.9 < row["fraction_outside_trials"] <= 1.0
-
-
 def test_ray_refuses_gpus_on_a_cluster_without_gpu(tmp_path, ray_session):
     from grid.execute import run_ray
     from hcld.errors import HcldError

@@ -133,24 +133,6 @@ def test_an_empty_fold_fails_clearly():
         run_trial(tiny(), data)
 
 
-def test_bench_epochs_times_the_training_step_and_says_when_it_extrapolates(tmp_path):
-    from click.testing import CliRunner
-
-    from grid.cli.bench_epochs import epochs
-
-    out = tmp_path / "epochs.csv"
-    args = ["--backbone", "cnn,lstm", "--device", "cpu", "--model-size", "tiny", "--steps", "1", "--warmup", "0",
-            "--frames", "8", "--dim", "6", "--batch", "4", "--train-utterances", "10", "--out", str(out)]
-    done = CliRunner().invoke(epochs, args)
-    assert done.exit_code == 0, done.output
-    assert "extrapolated from 1 of 3 steps" in done.output
-    import csv
-
-    rows = list(csv.DictReader(out.open()))
-    assert [r["backbone"] for r in rows] == ["cnn", "lstm"]
-    for r in rows:
-        assert float(r["seconds_per_epoch"]) == pytest.approx(3 * float(r["seconds_per_step"]))
-        assert r["extrapolated"] == "True" and r["device"] == "cpu"
 
 
 def test_triton_loss_impl_matches_torch_through_the_interpreter():

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_device_checks_script_runs_every_step_and_writes_its_tables(tmp_path):
@@ -25,10 +25,11 @@ def test_device_checks_script_runs_every_step_and_writes_its_tables(tmp_path):
     assert all(status[name].startswith("exit=0") for name in ("kernels", "steps", "kernels-tuned")), status
     kernels = list(csv.DictReader((tmp_path / "kernels.csv").open()))
     assert [(r["loss"], r["impl"], r["status"]) for r in kernels] == [
-        (loss, impl, "ok") for loss in ("icld", "supcon", "lcl") for impl in ("eager", "fused")]
+        (loss, impl, "ok") for loss in ("icld", "supcon", "lcl") for impl in ("torch", "triton")]
     assert len(list(csv.DictReader((tmp_path / "steps.csv").open()))) == 1
     tuned = list(csv.DictReader((tmp_path / "kernels-tuned.csv").open()))
-    assert [(r["loss"], r["impl"], r["status"]) for r in tuned] == [("supcon", "fused", "ok"), ("icld", "fused", "ok")]
+    assert [(r["loss"], r["impl"], r["status"]) for r in tuned] == [("supcon", "triton", "ok"),
+                                                                    ("icld", "triton", "ok")]
     assert "torch 2." in (tmp_path / "device.txt").read_text()
 
     # a rerun names the steps it still needs; the others do not run

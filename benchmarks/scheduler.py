@@ -7,12 +7,12 @@ does nothing, or only sleeps, and measures:
   fraction outside     1 - sum(in-trial seconds) / (slots * wall)
 
 and projects the fraction for real trials of T seconds: o * slots / (o * slots + T). Ray's start
-(a fixed cost per grid, not per trial) is measured separately.
+(a fixed cost per grid, not per trial) is measured separately. The grid modules (and with them
+ray, polars) are imported when the benchmark runs, not with this module.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 import socket
@@ -23,11 +23,10 @@ from pathlib import Path
 
 import click
 
-from grid import plan as grid_specs
-from grid.execute import noop_trial
-from grid.progress import Progress
-from grid.result_store import ResultStore
-from grid.trials import make_specs
+from benchmarks.common import write_csv
+from grid.cli.options import names_option, numbers_option
+
+EXECUTORS = ("ray", "local")  # grid.execute.EXECUTORS, without importing torch for --help (a test checks)
 
 
 @dataclass
@@ -45,19 +44,30 @@ class NoData:
 
 
 def sleep_trial(spec, experiment, *, on_epoch, artifacts_dir, seconds: float):
+    from grid.execute import noop_trial
+
     time.sleep(seconds)
     return noop_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
 
 
-class _Quiet(Progress):
-    """Prints nothing. Its `first_start` (time.monotonic) marks the end of the grid's fixed
-    start-up cost: Tune setup and worker processes, paid once per grid, not per trial."""
+def quiet_progress(trials: int):
+    """A grid.progress.Progress that prints nothing. Its `first_start` (time.monotonic) marks the end
+    of the grid's fixed start-up cost: Tune setup and worker processes, paid once per grid, not per trial."""
+    from grid.progress import Progress
 
-    def _print(self, text: str) -> None:
-        pass
+    class Quiet(Progress):
+        def _print(self, text: str) -> None:
+            pass
+
+    return Quiet(trials)
 
 
 def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -> dict:
+    from grid import plan as grid_specs
+    from grid.execute import noop_trial
+    from grid.result_store import ResultStore
+    from grid.trials import make_specs
+
     experiment = NoData()
     points = grid_specs.resolve(grid_specs.get_grid("full"), n_folds=experiment.n_folds)
     points = (points * math.ceil(trials / len(points)))[:trials]
@@ -68,7 +78,7 @@ def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -
         if len({s.trial_id for s in specs}) < len(specs):  # repeats of the 75: make ids unique
             specs = [s.__class__(**{**s.__dict__, "trial_id": f"{s.trial_id}-{i}"})
                      for i, s in enumerate(specs)]
-        progress = _Quiet(len(specs))
+        progress = quiet_progress(len(specs))
         ray_start = 0.0
         if executor == "ray":
             import ray
@@ -113,22 +123,22 @@ def measure(executor: str, trials: int, sleep_s: float, cpus_per_trial: float) -
 @click.command()
 @click.option("--trials", type=click.IntRange(min=1), default=75, show_default=True,
               help="Trials per measured grid (75 = the full grid).")
-@click.option("--executors", default="ray,local", show_default=True,
-              help="Comma-separated executors to measure.")
-@click.option("--sleeps", default="0,0.5", show_default=True,
+@click.option("--executors", default=",".join(EXECUTORS), show_default=True, callback=names_option(EXECUTORS),
+              metavar="LIST", help="Comma-separated executors to measure.")
+@click.option("--sleeps", default="0,0.5", show_default=True, callback=numbers_option(float), metavar="LIST",
               help="Comma-separated in-trial sleep seconds (0 = no-op trial).")
 @click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1.0, show_default=True)
 @click.option("--full-trial-seconds", type=click.FloatRange(min=0), default=300.0,
               show_default=True,
               help="Length T of one real full-grid trial, for the projected fraction "
-                   "(see `hcld-grid bench epochs` x 100 epochs).")
+                   "(see `trial_s` of `hcld-grid bench steps`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("results/bench/scheduler.csv"), show_default=True)
 def scheduler(trials, executors, sleeps, cpus_per_trial, full_trial_seconds, out) -> None:
     """Grid scheduling overhead per trial and the fraction of wall time outside trial functions."""
     rows = []
-    for executor in [e.strip() for e in executors.split(",") if e.strip()]:
-        for sleep_s in [float(s) for s in sleeps.split(",") if s.strip()]:
+    for executor in executors:
+        for sleep_s in sleeps:
             row = measure(executor, trials, sleep_s, cpus_per_trial)
             o, slots = row["overhead_per_trial_s"], row["slots"]
             row["projected_fraction_full"] = round(o * slots / (o * slots + full_trial_seconds), 5)
@@ -143,9 +153,5 @@ def scheduler(trials, executors, sleeps, cpus_per_trial, full_trial_seconds, out
                        f"{1000 * row['steady_overhead_per_trial_s']:.1f} ms/trial"
                        + (f" (plus ray.init {row['ray_start_s']:.1f}s)"
                           if executor == "ray" else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out, rows)
     click.echo(f"wrote {out}")

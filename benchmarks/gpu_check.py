@@ -1,4 +1,4 @@
-"""The compiled kernels on a CUDA device, against an fp64 reference (the GPU test path).
+"""`hcld-grid bench gpu-check`: the compiled kernels on a CUDA device, against an fp64 reference.
 
 Everywhere else the kernels run through triton's CPU interpreter, which executes programs one
 after another; this runs them compiled, as training does. Cases: the interpreter tests' shapes with
@@ -7,37 +7,33 @@ tiles, each in fp32, bf16 and fp16, with rows that have nothing to contrast (all
 positive, no pair, an absent class), for SupCon, LCL and both ICLD forms. The reference runs in
 fp64 on the same (already rounded) inputs; every case runs twice and must repeat bit for bit.
 
-Triton picks interpreter or compiler when a kernel module is imported, and the other kernel tests
-import it under TRITON_INTERPRET=1, so the cases run in a fresh process without that variable:
-`python tests/test_kernels_gpu.py` (what the test below does when a GPU is present).
+Triton picks interpreter or compiler when a kernel module is imported, so this must run in a process
+without TRITON_INTERPRET (tests/benchmarks/test_gpu_check.py starts one when a GPU is present):
+
+    hcld-grid bench gpu-check          # or: python -m benchmarks.gpu_check
+
+Exit status 1 if a case fails or there is no CUDA device.
 """
 
-import os
-import subprocess
-import sys
+from __future__ import annotations
 
-import pytest
-import torch
+import click
+
+from benchmarks.common import torch_dtype
 
 SHAPES = [(37, 40, dict(block_m=16, block_n=16, block_k=16, splits=2)), (1024, 768, {}), (4096, 768, {}),
           (16384, 768, {})]
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = ("fp32", "bf16", "fp16")  # the order the cases run in
 # relative to the largest reference entry. fp32: exact products, fp32 sums over N and D; TF32 and
 # half inputs: the TF32 gradient product and the output rounding (fp16 2^-11, bf16 2^-8)
 LOSS_TOL = {"fp32": 1e-4, "tf32": 2e-2, "fp16": 1e-3, "bf16": 1e-3}
 GRAD_TOL = {"fp32": 1e-4, "tf32": 2e-2, "fp16": 3e-3, "bf16": 1.5e-2}
-
-
-def test_compiled_kernels_on_cuda():
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device: the compiled kernels need a GPU (the interpreter tests check values here)")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-6000:]
-    assert "cases passed" in done.stdout
+NO_CUDA = "no CUDA device: the compiled kernels need a GPU"
 
 
 def _inputs(n, d, dtype, seed):
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     x = lambda rows: torch.randn(rows, d, generator=g).to(dtype).cuda()
     emotion = torch.randint(0, 3, (n,), generator=g)  # LCL's class 3 is absent: an anchor without positives
@@ -49,12 +45,16 @@ def _inputs(n, d, dtype, seed):
 
 
 def _run(fn, tensors):
+    import torch
+
     leaves = [t.clone().requires_grad_(True) for t in tensors]
     loss = fn(*leaves)
     return loss.detach(), torch.autograd.grad(loss, leaves)
 
 
 def _check(name, fused, ref, tensors, key):
+    import torch
+
     first, second = _run(fused, tensors), _run(fused, tensors)
     assert torch.equal(first[0], second[0]) and all(torch.equal(a, b) for a, b in zip(first[1], second[1])), \
         f"{name}: repeats differ"
@@ -70,22 +70,26 @@ def _check(name, fused, ref, tensors, key):
         assert err <= GRAD_TOL[key] * scale + 1e-7, f"{name}: gradient error {err:.3g} vs scale {scale:.3g}"
 
 
-def main() -> int:
-    from kernels import tiles as T
+def run_cases() -> int:
+    """Every case, a line each; 0 when all pass, 1 otherwise (or without a CUDA device)."""
+    import torch
 
-    assert not T.interpreting(), "run without TRITON_INTERPRET: this checks the compiled kernels"
-    if not torch.cuda.is_available():
-        print("no CUDA device: the compiled kernels need a GPU")
-        return 1
     import kernels
+
+    if kernels.interpreting():
+        raise click.ClickException("run without TRITON_INTERPRET: this checks the compiled kernels")
+    if not torch.cuda.is_available():
+        click.echo(NO_CUDA)
+        return 1
     from kernels import reference, triton_icld, triton_supcon
+    from kernels import tiles as T
 
     assert kernels.resolve_impl("triton", "cuda") == "triton"
     failures, count = [], 0
     for n, d, tiles in SHAPES:
-        for dtype_name, dtype in DTYPES.items():
+        for dtype_name in DTYPES:
             key = "tf32" if dtype_name == "fp32" and T.FP32_DOT_PRECISION == "tf32" else dtype_name
-            xe, xs, anchors, emotion, speaker = _inputs(n, d, dtype, seed=n)
+            xe, xs, anchors, emotion, speaker = _inputs(n, d, torch_dtype(dtype_name), seed=n)
             cases = {
                 "supcon": (lambda a: triton_supcon.supcon(a, emotion, **tiles),
                            lambda a: reference.supcon(a, emotion), [xe]),
@@ -101,14 +105,21 @@ def main() -> int:
                 count += 1
                 try:
                     _check(name, fused, ref, tensors, key)
-                    print(f"ok    {name}", flush=True)
+                    click.echo(f"ok    {name}")
                 except (AssertionError, torch.cuda.OutOfMemoryError) as exc:
                     failures.append(f"{name}: {exc}")
-                    print(f"FAIL  {name}: {exc}", flush=True)
+                    click.echo(f"FAIL  {name}: {exc}")
                 torch.cuda.empty_cache()
-    print(f"{count - len(failures)} of {count} cases passed on {torch.cuda.get_device_name()}")
+    click.echo(f"{count - len(failures)} of {count} cases passed on {torch.cuda.get_device_name()}")
     return 1 if failures else 0
 
 
+@click.command("gpu-check")
+def gpu_check() -> None:
+    """The compiled kernels against an fp64 reference on the CUDA device (needs a GPU, TRITON_INTERPRET unset)."""
+    if run_cases():
+        raise SystemExit(1)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    gpu_check(prog_name="python -m benchmarks.gpu_check")

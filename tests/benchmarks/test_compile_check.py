@@ -1,8 +1,8 @@
 """Every launched kernel specialisation compiles for an H100 (sm_90) without register spills.
 
-The interpreter never runs triton's GPU compiler. kernels.compile_check runs the real host code of
-each loss on CPU tensors of a GPU-sized launch (N = 4096, D = stride = 768, int64 labels, 132 SMs),
-intercepts the launches and lowers them through triton's specialisation path to a cubin with the
+The interpreter never runs triton's GPU compiler. benchmarks.compile_check (`hcld-grid bench compile`)
+runs the real host code of each loss on CPU tensors of a GPU-sized launch (N = 4096, D = stride = 768,
+int64 labels, 132 SMs), intercepts the launches and lowers them through triton's specialisation path to a cubin with the
 ptxas bundled with triton; here for every dtype and every candidate config, and for TF32.
 """
 
@@ -22,7 +22,7 @@ OTHER = {"supcon_inv_norm", "lcl_inv_norm", "icld_text_inv_norm", "icld_printed_
 def _compile_check(tmp_path, *args):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--json", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "benchmarks.compile_check", "--json", *args], env=env,
                           capture_output=True, text=True, timeout=600)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     return done, rows
@@ -33,7 +33,7 @@ def _tuned(row: dict) -> tuple:
 
 
 # every candidate config kernels.autotune may pick, for every dtype and both fp32 dot precisions
-# (~80 s on 2 cores: the tuner launches these on a device, so each must be spill-free)
+# (the tuner launches these on a device, so each must be spill-free)
 @pytest.mark.parametrize("precision,dtypes", [("ieee", "fp32,fp16,bf16"), ("tf32", "fp32")])
 def test_launched_kernels_compile_for_an_h100_without_spills(tmp_path, precision, dtypes):
     from kernels import tiles as T
@@ -61,6 +61,6 @@ def test_launched_kernels_compile_for_an_h100_without_spills(tmp_path, precision
 
 def test_compile_check_refuses_the_interpreter(tmp_path):
     env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--dtype", "fp16"], env=env,
+    done = subprocess.run([sys.executable, "-m", "benchmarks.compile_check", "--dtype", "fp16"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "TRITON_INTERPRET unset" in done.stderr

@@ -1,25 +1,23 @@
-"""Fused peak memory is never above eager's (benchmarks/memory_footprint.py, planned as on an H100).
+"""triton's peak memory is never above torch's (benchmarks/memory.py, planned as on an H100).
 
 The fused host code allocates every buffer the kernels use from its launch plan; with the launches
-skipped, the profiler sees exactly those allocations. Eager runs for real. Small N here (the full grid,
+skipped, the profiler sees exactly those allocations. torch (the reference) runs for real. Small N here (the full grid,
 N up to 16384, is `hcld-grid bench memory`, committed in results/bench/memory.csv).
 """
 
 import pytest
 import torch
 
-from grid.cli.bench_kernels import load_bench
-
-footprint = load_bench("memory_footprint")
+import benchmarks.memory as footprint
 
 
 @pytest.mark.parametrize("sms", [1, 132])
 @pytest.mark.parametrize("d", [16, 768])
 @pytest.mark.parametrize("n", [32, 1024])
 @pytest.mark.parametrize("loss", ["icld", "supcon", "lcl"])
-def test_fused_peak_is_not_above_eager(loss, n, d, sms):
-    eager, fused = footprint.footprint(loss, "eager", n, d, sms), footprint.footprint(loss, "fused", n, d, sms)
-    assert 0 < fused <= eager, (eager, fused)
+def test_triton_peak_is_not_above_torch(loss, n, d, sms):
+    base, fused = footprint.footprint(loss, "torch", n, d, sms), footprint.footprint(loss, "triton", n, d, sms)
+    assert 0 < fused <= base, (base, fused)
 
 
 def test_the_measurement_counts_the_kernels_buffers():
@@ -33,10 +31,10 @@ def test_the_measurement_counts_the_kernels_buffers():
         plan = T.Tiling().plan(n, n, d, torch.float32, torch.device("cpu"), "backward")
     assert plan.splits == 2
     slab = plan.splits * n * d * 4 / 2**20
-    fused = footprint.footprint("supcon", "fused", n, d, 132)
+    fused = footprint.footprint("supcon", "triton", n, d, 132)
     assert fused >= slab + 2 * n * d * 4 / 2**20
-    eager = footprint.footprint("supcon", "eager", n, d, 132)
-    assert eager >= 4 * n * n * 4 / 2**20  # eager keeps several N x N fp32 matrices for its backward
+    base = footprint.footprint("supcon", "torch", n, d, 132)
+    assert base >= 4 * n * n * 4 / 2**20  # the reference keeps several N x N fp32 matrices for its backward
 
 
 def test_bench_memory_cli_writes_the_table(tmp_path):
@@ -44,12 +42,16 @@ def test_bench_memory_cli_writes_the_table(tmp_path):
 
     from click.testing import CliRunner
 
-    from grid.cli.bench_memory import memory
-
     out = tmp_path / "m.csv"
-    result = CliRunner().invoke(memory, ["--n", "64", "--d", "32", "--out", str(out)])
+    result = CliRunner().invoke(footprint.memory, ["--n", "64", "--d", "32", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert [r["loss"] for r in rows] == ["icld", "supcon", "lcl"]
-    assert all(0 < float(r["fused_vs_eager"]) <= 1 for r in rows)
-    assert "fused above eager in 0" in result.output
+    assert list(rows[0]) == list(footprint.COLUMNS)
+    assert all(0 < float(r["triton_vs_torch"]) <= 1 for r in rows)
+    assert "triton above torch in 0" in result.output
+
+
+def test_footprint_refuses_the_old_implementation_names():
+    with pytest.raises(ValueError, match="torch or triton"):
+        footprint.footprint("supcon", "eager", 32, 16)

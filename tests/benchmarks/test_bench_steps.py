@@ -1,5 +1,7 @@
 """`hcld-grid bench steps` on tiny shapes: the split adds up, every placement and precision runs,
-and the grid projection follows from the per-trial times."""
+the epoch (what `bench epochs` reported before it folded in here) follows from the step times, the
+step is the trial's (hcld.train.make_optimizer), and the grid projection follows from the per-trial
+times."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import csv
 import pytest
 from click.testing import CliRunner
 
-from grid.cli.bench_steps import BACKBONES, STAGES, project_grid, steps
+from benchmarks.steps import STAGES, StepBench, project_grid, steps
+from hcld.config import BACKBONES
 
 TINY = ["--device", "cpu", "--model-size", "tiny", "--rows", "40", "--frames", "16", "--dim", "12", "--batch", "8",
         "--train-utterances", "20", "--test-utterances", "10", "--steps", "1", "--warmup", "0",
@@ -47,3 +50,42 @@ def test_projection_needs_every_backbone_and_divides_by_trials_per_gpu():
 def test_unknown_placement_is_refused(tmp_path):
     done = CliRunner().invoke(steps, [*TINY, "--placement", "disk", "--out", str(tmp_path / "x.csv")])
     assert done.exit_code != 0 and "unknown ['disk']" in done.output
+
+
+def test_the_step_uses_the_trials_optimizer(monkeypatch):
+    """One definition of a step: the benchmark's optimizer is hcld.train.make_optimizer's (Adam with
+    the config's weight decay), as in a trial."""
+    import torch
+
+    import hcld.train
+
+    made = []
+    real = hcld.train.make_optimizer
+    monkeypatch.setattr(hcld.train, "make_optimizer", lambda *a: made.append(real(*a)) or made[-1])
+    bench = StepBench("cnn", device=torch.device("cpu"), precision="fp32", model_size="tiny", variant="hcld",
+                      loss_impl="torch", batch=4, dim=6, seed=0)
+    assert made == [bench.optimizer]
+    assert bench.optimizer.defaults["weight_decay"] == bench.config.weight_decay
+
+
+def test_the_epoch_time_is_reported_per_backbone(tmp_path):
+    """Seconds per epoch for each backbone (the old `bench epochs` figure, now with data and evaluation),
+    printed and in the CSV; rows append to an existing table with the same columns."""
+    out = tmp_path / "steps.csv"
+    for _ in range(2):
+        done = CliRunner().invoke(steps, [*TINY, "--backbone", "cnn,lstm", "--placement", "device", "--out", str(out)])
+        assert done.exit_code == 0, done.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["backbone"] for r in rows] == ["cnn", "lstm", "cnn", "lstm"]
+    for r in rows:
+        assert float(r["epoch_s"]) == pytest.approx(3 * float(r["loop_step_s"]) + float(r["eval_epoch_s"]))
+    for r in rows[2:]:  # the second run's rows, in its output
+        assert f"epoch {float(r['epoch_s']):.1f} s (3 steps + eval {float(r['eval_epoch_s']):.1f} s)" in done.output
+
+
+def test_appending_to_a_table_with_other_columns_is_refused(tmp_path):
+    out = tmp_path / "steps.csv"
+    out.write_text("backbone,seconds_per_epoch\ncnn,1.0\n")
+    done = CliRunner().invoke(steps, [*TINY, "--backbone", "cnn", "--placement", "device", "--out", str(out)])
+    assert done.exit_code != 0 and "has other columns" in done.output
+    assert out.read_text() == "backbone,seconds_per_epoch\ncnn,1.0\n"

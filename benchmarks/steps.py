@@ -1,9 +1,9 @@
 """`hcld-grid bench steps`: where the time of one training step goes, per backbone, at the paper's
-shapes (batch 32, 374 frames, 768-d HuBERT features, 4424 training / 1107 test utterances), and
-what that makes of the `full` grid.
+shapes (hcld.labels.PaperShapes: batch 32, 374 frames, 768-d HuBERT features, 4424 training / 1107
+test utterances), what that makes of an epoch, and of the `full` grid.
 
-Each step is the trial's own code (hcld.placement sources, hcld.train.train_step pieces), timed
-stage by stage with a device sync after each stage:
+Each step is the trial's own code (hcld.placement sources, hcld.train.train_step pieces, the
+optimizer of hcld.train.make_optimizer), timed stage by stage with a device sync after each stage:
 
     data      gather (rows out of the feature array) + copy (to the device) + convert (to fp32)
     forward   the model under the trial's autocast
@@ -13,7 +13,9 @@ stage by stage with a device sync after each stage:
 
 and, separately, `loop_step_s`: the same steps back to back with one sync at the end (what a trial
 sees, where the GPU overlaps the host's work). `eval_epoch_s` is the per-epoch test-fold evaluation
-(forward only, data included), from `--eval-batches` batches. Placements: `legacy` is the data path
+(forward only, data included), from `--eval-batches` batches; `epoch_s` = steps_per_epoch x
+loop_step_s + eval_epoch_s is the seconds per epoch (extrapolated from the timed steps), which
+`bench epochs` reported before it folded into this command. Placements: `legacy` is the data path
 before resident features (fp32 conversion on the host, then a pageable copy), `host` today's host
 fallback (fp16 gathered on the host, pinned copy, cast on the device), `device` resident features.
 The features are a synthetic fp16 memmap of `--rows` rows (IEMOCAP: 5531) in a temporary folder.
@@ -21,23 +23,23 @@ The features are a synthetic fp16 memmap of `--rows` rows (IEMOCAP: 5531) in a t
 
 from __future__ import annotations
 
-import csv
 import math
 import platform
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import numpy as np
 
-BACKBONES = ("cnn", "lstm", "transformer")
+from benchmarks.common import StageClock, device_list, write_csv
+from grid.cli.options import names_option
+from hcld.config import BACKBONES, LossImpl, ModelSize, Precision, choices
+from hcld.labels import PaperShapes
+
 PLACEMENTS = ("legacy", "host", "device")
-IEMOCAP_ROWS, PAPER_FRAMES, PAPER_DIM, PAPER_BATCH = 5531, 374, 768, 32
-PAPER_TRAIN, PAPER_TEST, IEMOCAP_SPEAKERS = 4424, 1107, 10
 STAGES = ("gather", "copy", "convert", "forward", "loss", "backward", "optimizer")
 
 
@@ -90,27 +92,6 @@ def make_source(placement: str, features: np.ndarray, device):
     return feature_source(features, device, "device", key=f"bench-{features.shape}")
 
 
-class StageClock:
-    """Seconds per named stage, with a device sync closing each stage (honest split on CUDA)."""
-
-    def __init__(self, device) -> None:
-        import torch
-
-        self.sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-        self.seconds: dict[str, list[float]] = {name: [] for name in STAGES}
-
-    @contextmanager
-    def stage(self, name: str):
-        t0 = time.perf_counter()
-        yield
-        self.sync()
-        self.seconds[name].append(time.perf_counter() - t0)
-
-    def mean(self, name: str) -> float:
-        values = self.seconds[name]
-        return float(np.mean(values)) if values else 0.0
-
-
 class StepBench:
     """One backbone's model, optimizer and labels; steps run through any data source."""
 
@@ -127,11 +108,11 @@ class StepBench:
                                   batch_size=batch, seed=seed, precision=precision)
         self.weights = variant_weights(variant)
         torch.manual_seed(seed)
-        self.model, self.anchor_source = build_model(self.config, feat_dim=dim, n_speakers=IEMOCAP_SPEAKERS)
+        self.model, self.anchor_source = build_model(self.config, feat_dim=dim, n_speakers=PaperShapes.SPEAKERS)
         self.model.to(device).train()
         self.optimizer = make_optimizer(self.model, self.config, device)
         self.emotion = torch.arange(batch, device=device).remainder(4)
-        self.speaker = torch.arange(batch, device=device).remainder(IEMOCAP_SPEAKERS)
+        self.speaker = torch.arange(batch, device=device).remainder(PaperShapes.SPEAKERS)
         self.rng = np.random.default_rng(seed)
 
     def rows(self, n_rows: int):
@@ -169,7 +150,8 @@ class StepBench:
         """The trial's step as it runs in hcld.train (values stay on the device)."""
         from hcld.train import train_step
 
-        train_step(self.model, self.optimizer, source.batch(rows), self.emotion, self.speaker, self.config, self.weights)
+        train_step(self.model, self.optimizer, source.batch(rows), self.emotion, self.speaker, self.config,
+                   self.weights)
 
     def eval_batch(self, source, rows) -> None:
         import torch
@@ -254,7 +236,7 @@ def step_row(backbone: str, placement: str, precision: str, bench: StepBench, ti
         "trial_s": epochs * epoch + final_train_eval, "epochs": epochs,
         "host_syncs_per_step": timing["host_syncs_per_step"],
         "threads": torch.get_num_threads(), "torch": torch.__version__, "host": platform.node(),
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -269,21 +251,6 @@ def project_grid(rows: list[dict], trials_per_backbone: int, trials_per_gpu: flo
             for key, times in groups.items() if set(times) == set(BACKBONES)}
 
 
-def optional_names_option(known: tuple[str, ...]):
-    parse = names_option(known)
-    return lambda ctx, param, value: None if value is None else parse(ctx, param, value)
-
-
-def names_option(known: tuple[str, ...]):
-    def parse(_ctx, _param, value: str) -> tuple[str, ...]:
-        names = tuple(v.strip() for v in value.split(",") if v.strip())
-        bad = [n for n in names if n not in known]
-        if bad or not names:
-            raise click.BadParameter(f"unknown {bad}; known: {', '.join(known)}")
-        return names
-    return parse
-
-
 @click.command(context_settings={"max_content_width": 100})
 @click.option("--backbone", "backbones", default=",".join(BACKBONES), show_default=True,
               callback=names_option(BACKBONES), metavar="LIST", help="Backbones, comma-separated.")
@@ -291,7 +258,7 @@ def names_option(known: tuple[str, ...]):
               help="cpu, cuda, or auto (cpu, plus cuda when present). Comma-separated for several.")
 @click.option("--placement", "placements", default=",".join(PLACEMENTS), show_default=True,
               callback=names_option(PLACEMENTS), metavar="LIST", help="Data paths to time (legacy, host, device).")
-@click.option("--precision", "precisions", default=None, callback=optional_names_option(("fp32", "bf16")),
+@click.option("--precision", "precisions", default=None, callback=names_option(choices(Precision)),
               metavar="LIST", help="fp32 and/or bf16 [default: fp32 on CPU, fp32,bf16 on CUDA].")
 @click.option("--steps", type=click.IntRange(min=1), default=2, show_default=True,
               help="Timed steps per cell, split and back to back each (CUDA: --cuda-steps).")
@@ -301,17 +268,19 @@ def names_option(known: tuple[str, ...]):
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed steps first.")
 @click.option("--eval-batches", type=click.IntRange(min=1), default=2, show_default=True,
               help="Timed evaluation batches per cell (the epoch's evaluation is extrapolated; CUDA: at least 10).")
-@click.option("--rows", type=click.IntRange(min=2), default=IEMOCAP_ROWS, show_default=True,
+@click.option("--rows", type=click.IntRange(min=2), default=PaperShapes.UTTERANCES, show_default=True,
               help="Rows of the synthetic feature memmap (IEMOCAP: 5531, 3.2 GB).")
-@click.option("--batch", type=click.IntRange(min=2), default=PAPER_BATCH, show_default=True)
-@click.option("--frames", type=click.IntRange(min=1), default=PAPER_FRAMES, show_default=True)
-@click.option("--dim", type=click.IntRange(min=1), default=PAPER_DIM, show_default=True)
-@click.option("--train-utterances", "n_train", type=click.IntRange(min=1), default=PAPER_TRAIN, show_default=True)
-@click.option("--test-utterances", "n_test", type=click.IntRange(min=1), default=PAPER_TEST, show_default=True)
-@click.option("--model-size", default="paper", show_default=True, type=click.Choice(["paper", "small", "tiny"]))
+@click.option("--batch", type=click.IntRange(min=2), default=PaperShapes.BATCH, show_default=True)
+@click.option("--frames", type=click.IntRange(min=1), default=PaperShapes.FRAMES, show_default=True)
+@click.option("--dim", type=click.IntRange(min=1), default=PaperShapes.FEATURE_DIM, show_default=True)
+@click.option("--train-utterances", "n_train", type=click.IntRange(min=1), default=PaperShapes.TRAIN_UTTERANCES,
+              show_default=True)
+@click.option("--test-utterances", "n_test", type=click.IntRange(min=1), default=PaperShapes.TEST_UTTERANCES,
+              show_default=True)
+@click.option("--model-size", default="paper", show_default=True, type=click.Choice(choices(ModelSize)))
 @click.option("--variant", default="hcld", show_default=True, help="Loss variant (the grid projection assumes "
               "every trial costs as much as this one: hcld is the heaviest).")
-@click.option("--loss-impl", default="torch", show_default=True, type=click.Choice(["torch", "triton"]))
+@click.option("--loss-impl", default="torch", show_default=True, type=click.Choice(choices(LossImpl)))
 @click.option("--grid", "grid_name", default="full", show_default=True, help="Grid to project the wall time of.")
 @click.option("--trials-per-gpu", type=click.FloatRange(min=1), default=1.0, show_default=True,
               help="Trials sharing one device at once in the projection (e.g. 4 for --gpus-per-trial 0.25).")
@@ -319,9 +288,10 @@ def names_option(known: tuple[str, ...]):
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("results/bench/steps.csv"),
               show_default=True, help="CSV to append rows to.")
 def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_repeats, warmup, eval_batches, rows,
-          batch, frames, dim, n_train, n_test, model_size, variant, loss_impl, grid_name, trials_per_gpu, threads, out) -> None:
-    """Time split of one training step (data, forward, loss, backward, optimizer) and the epoch's
-    evaluation per backbone, and the projected wall time of a grid."""
+          batch, frames, dim, n_train, n_test, model_size, variant, loss_impl, grid_name, trials_per_gpu, threads,
+          out) -> None:
+    """Time split of one training step (data, forward, loss, backward, optimizer), seconds per epoch
+    (with its evaluation) per backbone, and the projected wall time of a grid."""
     import torch
 
     from grid.plan import get_grid
@@ -329,11 +299,7 @@ def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_re
 
     if threads is not None:
         torch.set_num_threads(threads)
-    wanted = [d.strip() for d in devices.split(",") if d.strip()]
-    if wanted == ["auto"]:
-        wanted = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    if any(d.startswith("cuda") for d in wanted) and not torch.cuda.is_available():
-        raise click.ClickException("--device cuda requested but CUDA is not available on this machine")
+    wanted = device_list(devices)
     grid = get_grid(grid_name)
     config = TrialConfig(**grid.settings)
     n_folds = len(grid.folds) if grid.folds is not None else 5  # random5 and loso both have 5
@@ -360,7 +326,7 @@ def steps(backbones, devices, placements, precisions, steps, cuda_steps, data_re
                                        steps=n_steps, data_repeats=data_repeats, eval_batches=n_eval,
                                        n_train=n_train, n_test=n_test, epochs=config.epochs)
                         results.append(row)
-                        append_csv(out, [row])  # row by row: an interrupted run keeps what it measured
+                        write_csv(out, [row], append=True)  # row by row: an interrupted run keeps what it measured
                         click.echo(_line(row))
     for (device, placement, precision), seconds in project_grid(
             results, len(grid.variants) * n_folds, trials_per_gpu).items():
@@ -377,15 +343,5 @@ def _line(row: dict) -> str:
             f"copy {row['copy_s'] * 1e3:.1f}, convert {row['convert_s'] * 1e3:.1f})  "
             f"fwd {row['forward_s'] * 1e3:.1f}  loss {row['loss_s'] * 1e3:.1f}  bwd {row['backward_s'] * 1e3:.1f}  "
             f"opt {row['optimizer_s'] * 1e3:.1f}  | step {row['loop_step_s'] * 1e3:.1f} ms back to back, "
-            f"eval {row['eval_epoch_s']:.1f} s/epoch, trial {row['trial_s'] / 60:.1f} min")
-
-
-def append_csv(out: Path, rows: list[dict]) -> None:
-    """Append rows to a CSV, writing the header when the file is new (the bench commands' format)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+            f"epoch {row['epoch_s']:.1f} s ({row['steps_per_epoch']} steps + eval {row['eval_epoch_s']:.1f} s), "
+            f"trial {row['trial_s'] / 60:.1f} min")

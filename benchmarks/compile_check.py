@@ -8,8 +8,9 @@ Triton's own specialisation path (argument dtypes, int64 labels, 16-byte alignme
 divisibility hints, constexprs, num_warps/num_stages): the signature, not a hand-written copy of it.
 The PTX is assembled by the ptxas bundled with triton, which reports registers and spills:
 
-    python -m kernels.compile_check [--arch 90] [--dtype fp32,fp16,bf16] [--precision ieee|tf32]
-                                    [--all-configs] [--n 4096] [--d 768] [--sms 132]
+    hcld-grid bench compile [--arch 90] [--dtype fp32,fp16,bf16] [--precision ieee|tf32]
+                            [--all-configs] [--n 4096] [--d 768] [--sms 132] [--json]
+    python -m benchmarks.compile_check ...          # the same command
 
 Must run in a process where TRITON_INTERPRET is unset (the kernels are decorated at import).
 Exit status 1 if any kernel spills or needs more shared memory than a block may have.
@@ -17,23 +18,27 @@ Exit status 1 if any kernel spills or needs more shared memory than a block may 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 
-from kernels import interpreting
+import click
 
-DTYPES = ("fp32", "fp16", "bf16")
+from benchmarks.common import dtype_names, torch_dtype
+from grid.cli.options import parse_names
+
 H100_SMS = 132
 # the most shared memory one block may use, by SM version (CUDA's opt-in limit; a launch above it
 # fails with OutOfResources); ptxas does not check it, so this does
 SHARED_LIMIT = {80: 166912, 86: 101376, 87: 166912, 89: 101376, 90: 232448, 100: 232448, 120: 101376}
+
+
+class InterpreterActive(RuntimeError):
+    """TRITON_INTERPRET is set: the kernels were decorated for the interpreter, nothing compiles."""
 
 
 @dataclass
@@ -88,9 +93,8 @@ def launches(dtype: str, n: int, d: int, sms: int, target) -> list[Launch]:
     from kernels import tiles as T
     from kernels import triton_icld, triton_supcon
 
-    torch_dtype = _torch_dtype(dtype)
     g = torch.Generator().manual_seed(0)
-    x = lambda rows: torch.randn(rows, d, generator=g).to(torch_dtype).requires_grad_(True)
+    x = lambda rows: torch.randn(rows, d, generator=g).to(torch_dtype(dtype)).requires_grad_(True)
     emotion = torch.randint(0, 4, (n,), generator=g)  # int64, as the trainer passes them
     speaker = torch.randint(0, 10, (n,), generator=g)
     runs = {
@@ -188,12 +192,14 @@ def candidate_count() -> int:
     return max(len(configs) for row in T.CONFIGS.values() for configs in row.values())
 
 
-def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms: int = H100_SMS,
+def compile_all(arch: int = 90, dtypes=None, n: int = 4096, d: int = 768, sms: int = H100_SMS,
                 precision: str | None = None, all_configs: bool = False) -> list[dict]:
     """One dict per launched kernel specialisation (see compile_launch for the keys): the default
-    configs, or every candidate config with all_configs."""
+    configs, or every candidate config with all_configs; dtypes None: every dtype (fp32, fp16, bf16)."""
+    from kernels import interpreting
+
     if interpreting():
-        raise RuntimeError("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
+        raise InterpreterActive("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
     from triton.backends.compiler import GPUTarget
 
     from kernels import tiles as T
@@ -201,7 +207,7 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
     target = GPUTarget("cuda", arch, 32)
     rows, seen = [], set()
     for index in range(candidate_count() if all_configs else 1):
-        for dtype in dtypes:
+        for dtype in dtypes or dtype_names():
             with _candidate(index, precision or T.FP32_DOT_PRECISION):
                 for launch in launches(dtype, n, d, sms, target):
                     if (dtype, launch.key) not in seen:  # a row with fewer candidates repeats its last
@@ -210,38 +216,40 @@ def compile_all(arch: int = 90, dtypes=DTYPES, n: int = 4096, d: int = 768, sms:
     return rows
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
-
-
 def format_row(r: dict) -> str:
     return (f"{r['name']:<22}{r['input']:<6}{r['labels']:<5}{r['tiles']:<11}w{r['num_warps']:<2} s{r['num_stages']:<2}"
             f"{'cp.async' if r['cp_async'] else 'no-pipe':<9}regs {r['registers']:>4}  spills {r['spill_bytes']:>5} B  "
             f"smem {r['shared_bytes']:>6} B{'' if r['shared_fits'] else ' > limit'}")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", type=int, default=90, help="SM version, e.g. 80 (A100), 90 (H100/H200)")
-    parser.add_argument("--dtype", default=",".join(DTYPES))
-    parser.add_argument("--n", type=int, default=4096, help="batch size of the example launch")
-    parser.add_argument("--d", type=int, default=768, help="embedding width (= row stride) of the example launch")
-    parser.add_argument("--sms", type=int, default=H100_SMS, help="multiprocessors assumed for the column slices")
-    parser.add_argument("--precision", choices=("ieee", "tf32"), help="fp32 dot precision (default: the setting, "
-                        "kernels.tiles.FP32_DOT_PRECISION)")
-    parser.add_argument("--all-configs", action="store_true", help="every candidate tile config, not the defaults")
-    parser.add_argument("--json", action="store_true", help="one JSON object per kernel instead of the table")
-    args = parser.parse_args(argv)
-    rows = compile_all(args.arch, tuple(args.dtype.split(",")), args.n, args.d, args.sms, args.precision,
-                       args.all_configs)
-    if not args.json:
-        print(f"{'kernel':<22}{'input':<6}{'lab':<5}{'tiles':<11}{'warps/stages/pipelining':<26}")
+@click.command("compile", context_settings={"max_content_width": 100})
+@click.option("--arch", type=int, default=90, show_default=True, help="SM version, e.g. 80 (A100), 90 (H100/H200).")
+@click.option("--dtype", "dtypes", default=None, metavar="LIST", help="Input dtypes, comma-separated "
+              "[default: fp32,fp16,bf16].")
+@click.option("--n", type=int, default=4096, show_default=True, help="Batch size of the example launch.")
+@click.option("--d", type=int, default=768, show_default=True,
+              help="Embedding width (= row stride) of the example launch.")
+@click.option("--sms", type=int, default=H100_SMS, show_default=True,
+              help="Multiprocessors assumed for the column slices.")
+@click.option("--precision", type=click.Choice(["ieee", "tf32"]), default=None,
+              help="fp32 dot precision [default: the setting, kernels.tiles.FP32_DOT_PRECISION].")
+@click.option("--all-configs", is_flag=True, help="Every candidate tile config, not the defaults.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per kernel instead of the table.")
+def compile_check(arch, dtypes, n, d, sms, precision, all_configs, as_json) -> None:
+    """Compile every launched kernel for a GPU target without a GPU: registers, spills, shared memory;
+    exit 1 if any spills or overflows shared memory."""
+    dtypes = parse_names(dtypes, dtype_names(), "'--dtype'") if dtypes is not None else None
+    try:
+        rows = compile_all(arch, dtypes, n, d, sms, precision, all_configs)
+    except InterpreterActive as err:  # say so, without a traceback
+        raise click.ClickException(str(err)) from err
+    if not as_json:
+        click.echo(f"{'kernel':<22}{'input':<6}{'lab':<5}{'tiles':<11}{'warps/stages/pipelining':<26}")
     for r in rows:
-        print(json.dumps(r) if args.json else format_row(r))
-    return 1 if any(r["spill_bytes"] or not r["shared_fits"] for r in rows) else 0
+        click.echo(json.dumps(r) if as_json else format_row(r))
+    if any(r["spill_bytes"] or not r["shared_fits"] for r in rows):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    compile_check(prog_name="python -m benchmarks.compile_check")

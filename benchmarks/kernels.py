@@ -1,42 +1,51 @@
-"""Forward+backward benchmark of the pairwise losses: fused Triton vs eager PyTorch vs torch.compile.
+"""`hcld-grid bench kernels`: forward+backward of the pairwise losses by each implementation, the
+config's `torch` (the PyTorch reference) and `triton` (the fused kernels) and `torch-compile`
+(torch.compile of the reference).
 
-For every (loss, N, D, dtype) the eager reference runs first in the same process, so speed-up and
-memory ratios compare like with like; in fp16/bf16 eager runs under autocast in that dtype (a
-dtype-matched baseline, not fp32 math). Every other implementation's loss and gradients are checked
-against eager's on the same inputs (`max_grad_err`; status "mismatch" beyond the dtype's tolerance).
-Time is the median over repeats (CUDA events on a GPU, perf_counter on CPU); a sample times
-`calls_per_sample` back-to-back calls so that small N measures the kernels, not launch gaps from an
-idle GPU. Memory is torch.cuda.max_memory_allocated over one separate forward+backward (inputs
-included). FLOP/s counts the useful work of the loss (`useful_flops`, the same for every impl);
-`executed_gflop` is what the implementation executes (the fused backward recomputes the cosines).
-The matmul precision is pinned (TF32 on or off for eager and fused alike, from
-kernels.tiles.FP32_DOT_PRECISION) and recorded. A fused row records the tile configs it ran with
-(`tiles`: what kernels.autotune picked on the device during the cell's untimed first call, or the
-defaults). An out-of-memory is caught and recorded as "oom".
+For every (loss, N, D, dtype) `torch` runs first in the same process, so speed-up and memory ratios
+compare like with like; in fp16/bf16 it runs under autocast in that dtype (a dtype-matched baseline,
+not fp32 math). Every other implementation's loss and gradients are checked against torch's on the
+same inputs (`max_grad_err`; status "mismatch" beyond the dtype's tolerance). Time is the median
+over repeats (CUDA events on a GPU, perf_counter on CPU); a sample times `calls_per_sample`
+back-to-back calls so that small N measures the kernels, not launch gaps from an idle GPU. Memory is
+torch.cuda.max_memory_allocated over one separate forward+backward (inputs included). FLOP/s counts
+the useful work of the loss (`useful_flops`, the same for every impl); `executed_gflop` is what the
+implementation executes (the triton backward recomputes the cosines). The matmul precision is pinned
+(TF32 on or off for torch and triton alike, from kernels.tiles.FP32_DOT_PRECISION) and recorded. A
+triton row records the tile configs it ran with (`tiles`: what kernels.autotune picked on the device
+during the cell's untimed first call, or the defaults). An out-of-memory is caught and recorded as
+"oom". Rows go to a CSV as they are measured and the table is printed as it goes.
+
+On a machine without a GPU the command runs a tiny configuration through triton's interpreter (a
+smoke test of the code path, not a measurement). torch, triton and the kernels are imported when a
+benchmark runs, not with this module: on CPU the interpreter must be chosen before any kernel
+module is imported (kernels.interpret_cpu_launches).
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import torch
+import click
 
-import kernels
-from kernels import autotune, reference, tiles
+from benchmarks.common import csv_rows, default_device, dtype_names, torch_dtype
+from grid.cli.options import names_option, numbers_option, parse_names
+from hcld.labels import EMOTIONS, PaperShapes
+
+if TYPE_CHECKING:
+    import torch
 
 LOSSES = ("icld", "supcon", "lcl")
-IMPLS = ("eager", "compiled", "fused")
+COMPILED = "torch-compile"  # torch.compile of the torch reference: an implementation only benchmarks run
 PAPER_NS = (32, 256, 1024, 4096, 16384, 65536)
 PAPER_DS = (256, 768)
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-N_EMOTIONS, N_SPEAKERS, N_ANCHORS = 4, 10, 4  # IEMOCAP: 4 classes, 10 speakers; LCL: one anchor per class
+N_EMOTIONS, N_SPEAKERS, N_ANCHORS = len(EMOTIONS), PaperShapes.SPEAKERS, len(EMOTIONS)  # LCL: an anchor per class
 
 # Dense peak TFLOP/s by device-name fragment (first match wins, so specific names come first):
 # NVIDIA's datasheet figures, halved where they are quoted with sparsity. "fp32" is the CUDA-core
@@ -54,17 +63,25 @@ PEAK_TFLOPS = (
 
 COLUMNS = ("device", "loss", "impl", "ran", "n", "d", "dtype", "precision", "status", "ms_median", "ms_min",
            "repeats", "calls_per_sample", "peak_mem_mib", "gflop", "executed_gflop", "tflops", "peak_tflops",
-           "peak_frac", "speedup_vs_eager", "mem_vs_eager", "loss_err", "max_grad_err", "tiles", "torch", "triton")
-# fused/compiled vs eager on the same inputs, relative to eager's loss / largest gradient entry
+           "peak_frac", "speedup_vs_torch", "mem_vs_torch", "loss_err", "max_grad_err", "tiles", "torch", "triton")
+# triton / torch-compile vs torch on the same inputs, relative to torch's loss / largest gradient entry
 CHECK_TOL = {"fp32": 1e-4, "tf32": 2e-2, "fp16": 5e-3, "bf16": 3e-2}
 SMALL_N = 4096  # below this a sample is several back-to-back calls
+
+
+def impl_names() -> tuple[str, ...]:
+    """What a cell can time: the config's loss implementations (kernels.IMPLS: torch, triton) and
+    torch-compile."""
+    import kernels
+
+    return (*kernels.IMPLS, COMPILED)
 
 
 @dataclass
 class BenchConfig:
     device: str = "cuda"
     losses: tuple[str, ...] = LOSSES
-    impls: tuple[str, ...] = IMPLS
+    impls: tuple[str, ...] = ("torch", "triton", COMPILED)
     ns: tuple[int, ...] = PAPER_NS
     ds: tuple[int, ...] = PAPER_DS
     dtypes: tuple[str, ...] = ("fp32",)
@@ -76,6 +93,8 @@ class BenchConfig:
 
 
 def device_name(device: str) -> str:
+    import torch
+
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(torch.device(device))
     return "cpu"
@@ -96,7 +115,7 @@ def peak_tflops(name: str, dtype: str) -> float | None:
 def useful_flops(loss: str, n: int, d: int) -> float:
     """Multiply-adds x2 of the Gram products a loss needs: forward cosines (2 N^2 D per embedding)
     plus the gradient product G = W Z (2 N^2 D per embedding). ICLD has two embeddings; LCL is
-    rectangular (anchors x N) with two gradient products (anchors and samples). The fused backward
+    rectangular (anchors x N) with two gradient products (anchors and samples). The triton backward
     recomputes the cosines, so it executes 1.5x this count (executed_flops)."""
     if loss == "icld":
         return 2 * 4.0 * n * n * d
@@ -106,17 +125,23 @@ def useful_flops(loss: str, n: int, d: int) -> float:
 
 
 def executed_flops(loss: str, impl: str, n: int, d: int) -> float:
-    """What the implementation multiplies: the fused backward recomputes the forward's cosines."""
-    return useful_flops(loss, n, d) * (1.5 if impl == "fused" else 1.0)
+    """What the implementation multiplies: the triton backward recomputes the forward's cosines."""
+    return useful_flops(loss, n, d) * (1.5 if impl == "triton" else 1.0)
 
 
 def precision_label(dtype: str) -> str:
     """The dot precision a cell runs with: fp32 inputs 'ieee' or 'tf32', else the input dtype."""
+    from kernels import tiles
+
     return tiles.FP32_DOT_PRECISION if dtype == "fp32" else dtype
 
 
 def pin_matmul_precision() -> None:
-    """Eager's fp32 matmuls use TF32 exactly when the fused kernels do, so the comparison is fair."""
+    """torch's fp32 matmuls use TF32 exactly when the triton kernels do, so the comparison is fair."""
+    import torch
+
+    from kernels import tiles
+
     tf32 = tiles.FP32_DOT_PRECISION == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -124,6 +149,8 @@ def pin_matmul_precision() -> None:
 
 
 def make_inputs(loss: str, n: int, d: int, dtype: torch.dtype, device: str, seed: int) -> list[torch.Tensor]:
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     emb = lambda rows: torch.randn(rows, d, generator=g).to(device=device, dtype=dtype).requires_grad_(True)
     emotion = torch.randint(0, N_EMOTIONS, (n,), generator=g).to(device)
@@ -137,7 +164,9 @@ def make_inputs(loss: str, n: int, d: int, dtype: torch.dtype, device: str, seed
 
 def _dtype_matched(fn, dtype: torch.dtype, device: str):
     """The reference computes in fp32; for half inputs on a GPU run it under autocast in that dtype,
-    so the baseline's matmuls are half-precision tensor-core products like the fused kernels'."""
+    so the baseline's matmuls are half-precision tensor-core products like the triton kernels'."""
+    import torch
+
     if dtype == torch.float32 or torch.device(device).type != "cuda":
         return fn
 
@@ -148,19 +177,26 @@ def _dtype_matched(fn, dtype: torch.dtype, device: str):
     return matched
 
 
-def loss_fn(loss: str, impl: str, dtype: torch.dtype = torch.float32, device: str = "cpu") -> Callable[..., torch.Tensor]:
-    if impl == "fused":
+def loss_fn(loss: str, impl: str, dtype: torch.dtype | None = None, device: str = "cpu") -> Callable[..., torch.Tensor]:
+    """The forward of `loss` by `impl`: triton through the kernels' dispatch, torch the reference
+    (dtype-matched: see _dtype_matched; dtype None is fp32), torch-compile the compiled reference."""
+    import torch
+
+    import kernels
+    from kernels import reference
+
+    if impl == "triton":
         return {"icld": lambda xe, xs, e, s: kernels.icld(xe, xs, e, s, margin=0.2, impl="triton"),
                 "supcon": lambda x, y: kernels.supcon(x, y, impl="triton"),
                 "lcl": lambda a, x, y: kernels.label_contrastive(a, x, y, impl="triton")}[loss]
     fn = {"icld": lambda xe, xs, e, s: reference.icld(xe, xs, e, s, margin=0.2),
           "supcon": lambda x, y: reference.supcon(x, y),
           "lcl": lambda a, x, y: reference.label_contrastive(a, x, y)}[loss]
-    fn = _dtype_matched(fn, dtype, device)
-    if impl != "compiled":
+    fn = _dtype_matched(fn, dtype or torch.float32, device)
+    if impl != COMPILED:
         return fn
     # a fresh cache per cell: the same lambda over many shapes would hit dynamo's recompile limit
-    # and silently run eager
+    # and silently run uncompiled
     torch._dynamo.reset()
     return torch.compile(fn, dynamic=False)
 
@@ -188,12 +224,16 @@ def value_errors(got, want) -> tuple[float, float]:
 
 
 def _is_oom(exc: BaseException) -> bool:
+    import torch
+
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
 def time_cell(fn, inputs, device: str, cfg: BenchConfig, calls: int = 1) -> tuple[list[float], float | None]:
     """(milliseconds per forward+backward, peak MiB of one call or None off-GPU). Each sample times
     `calls` back-to-back calls and divides."""
+    import torch
+
     cuda = torch.device(device).type == "cuda"
     for _ in range(cfg.warmup):
         _step(fn, inputs)
@@ -229,7 +269,11 @@ def time_cell(fn, inputs, device: str, cfg: BenchConfig, calls: int = 1) -> tupl
 
 
 def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> str:
-    """The tile configs a fused cell ran with: the tuned pick per kernel, or why the defaults ran."""
+    """The tile configs a triton cell ran with: the tuned pick per kernel, or why the defaults ran."""
+    import torch
+
+    from kernels import autotune, tiles
+
     if not autotune.enabled(torch.device(device)):
         why = f"{autotune.ENV}=0" if torch.device(device).type == "cuda" else "not tuned off a GPU"
         return f"defaults ({why})"
@@ -239,19 +283,25 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
     picks = sorted((key.kernel, autotune.describe(config)) for key, config in autotune.chosen().items()
                    if key.kernel.startswith(prefix) and key.config_row == tiles.config_key(dtype) and key.d == d
                    and autotune.bucket(n) in (key.rows, key.cols))
-    return "; ".join(f"{kernel} {tiles}" for kernel, tiles in picks)
+    return "; ".join(f"{kernel} {config}" for kernel, config in picks)
 
 
 def _ran(impl: str, device: str) -> str:
-    if impl == "fused":
-        return kernels.resolve_impl("triton", device)
-    return "torch.compile" if impl == "compiled" else "torch"
+    """What a cell's impl executes: kernels.resolve_impl's answer (torch, triton, triton-interpreter),
+    or torch-compile."""
+    import kernels
+
+    return COMPILED if impl == COMPILED else kernels.resolve_impl(impl, device)
 
 
 def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    import torch
+
+    import kernels
+
     if torch.device(cfg.device).type == "cuda":
-        if tiles.interpreting():
-            raise RuntimeError("TRITON_INTERPRET is set: the fused rows would run triton's CPU interpreter on a "
+        if kernels.interpreting():
+            raise RuntimeError("TRITON_INTERPRET is set: the triton rows would run triton's CPU interpreter on a "
                                "GPU run and be mislabelled; unset it")
         pin_matmul_precision()
     name = device_name(cfg.device)
@@ -266,16 +316,16 @@ def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None
         for loss in cfg.losses:
             for d in cfg.ds:
                 for n in cfg.ns:
-                    eager, want = None, None
-                    # eager first: the ratios and the value check need it, measured in this same process
-                    for impl in sorted(cfg.impls, key=lambda i: i != "eager"):
+                    baseline, want = None, None
+                    # torch first: the ratios and the value check need it, measured in this same process
+                    for impl in sorted(cfg.impls, key=lambda i: i != "torch"):
                         row, got = _bench_one(cfg, name, loss, impl, n, d, dtype_name)
                         row.update(torch=torch.__version__, triton=triton_version)
-                        if impl == "eager":
-                            eager, want = row, got
+                        if impl == "torch":
+                            baseline, want = row, got
                         elif got is not None and want is not None:
                             _check_values(row, got, want, dtype_name)
-                        _ratios(row, eager)
+                        _ratios(row, baseline)
                         rows.append(row)
                         if on_row:
                             on_row(row)
@@ -284,18 +334,21 @@ def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None
 
 def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int, dtype_name: str):
     """(row, (loss, gradients) of the first call or None)."""
+    import torch
+
     ran = _ran(impl, cfg.device)
     row = dict(device=name, loss=loss, impl=impl, ran=ran, n=n, d=d, dtype=dtype_name,
                precision=precision_label(dtype_name), status="ok")
-    if impl == "fused" and ran == "torch":
+    if impl == "triton" and ran == "torch":
         row["status"] = "skipped: no GPU and TRITON_INTERPRET unset"
         return row, None
     cuda = torch.device(cfg.device).type == "cuda"
     calls = 10 if cuda and n < SMALL_N else 1
+    dtype = torch_dtype(dtype_name)
     inputs = got = None
     try:
-        inputs = make_inputs(loss, n, d, DTYPES[dtype_name], cfg.device, cfg.seed)
-        fn = loss_fn(loss, impl, DTYPES[dtype_name], cfg.device)
+        inputs = make_inputs(loss, n, d, dtype, cfg.device, cfg.seed)
+        fn = loss_fn(loss, impl, dtype, cfg.device)
         got = outputs(fn, inputs)
         times, peak = time_cell(fn, inputs, cfg.device, cfg, calls)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded row, the sweep goes on
@@ -315,8 +368,8 @@ def _bench_one(cfg: BenchConfig, name: str, loss: str, impl: str, n: int, d: int
                gflop=flops / 1e9, executed_gflop=executed_flops(loss, impl, n, d) / 1e9,
                tflops=flops / (ms * 1e-3) / 1e12, peak_tflops=peak_tf)
     row["peak_frac"] = row["tflops"] / peak_tf if peak_tf else None
-    if impl == "fused":
-        row["tiles"] = tiles_label(loss, n, d, DTYPES[dtype_name], cfg.device)
+    if impl == "triton":
+        row["tiles"] = tiles_label(loss, n, d, dtype, cfg.device)
     return row, got
 
 
@@ -324,38 +377,16 @@ def _check_values(row: dict, got, want, dtype_name: str) -> None:
     row["loss_err"], row["max_grad_err"] = value_errors(got, want)
     tol = CHECK_TOL["tf32" if row["precision"] == "tf32" else dtype_name]
     if row["status"] == "ok" and max(row["loss_err"], row["max_grad_err"]) > tol:
-        row["status"] = f"mismatch: differs from eager by more than {tol:g}"
+        row["status"] = f"mismatch: differs from torch by more than {tol:g}"
 
 
-def _ratios(row: dict, eager: dict | None) -> None:
+def _ratios(row: dict, baseline: dict | None) -> None:
+    """speedup_vs_torch and mem_vs_torch of a row against the cell's torch row."""
     ok = lambda r: r is not None and r.get("status") == "ok"
-    if ok(row) and ok(eager):
-        row["speedup_vs_eager"] = eager["ms_median"] / row["ms_median"]
-        if row.get("peak_mem_mib") and eager.get("peak_mem_mib"):
-            row["mem_vs_eager"] = row["peak_mem_mib"] / eager["peak_mem_mib"]
-
-
-@contextlib.contextmanager
-def csv_rows(path: Path):
-    """Yields write(row): the header goes out at once and each row as it is measured, flushed, so a
-    run killed by a time limit keeps every finished cell."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-
-        def write(row: dict) -> None:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
-            fh.flush()
-
-        yield write
-
-
-def write_csv(rows: list[dict], path: Path) -> Path:
-    with csv_rows(path) as write:
-        for row in rows:
-            write(row)
-    return path
+    if ok(row) and ok(baseline):
+        row["speedup_vs_torch"] = baseline["ms_median"] / row["ms_median"]
+        if row.get("peak_mem_mib") and baseline.get("peak_mem_mib"):
+            row["mem_vs_torch"] = row["peak_mem_mib"] / baseline["peak_mem_mib"]
 
 
 def _fmt(value, width: int, decimals: int) -> str:
@@ -364,11 +395,61 @@ def _fmt(value, width: int, decimals: int) -> str:
 
 
 def format_row(row: dict) -> str:
-    return (f"{row['loss']:<7}{row['impl']:<9}{row['dtype']:<5}{row['n']:>7}{row['d']:>6}  "
+    return (f"{row['loss']:<7}{row['impl']:<14}{row['dtype']:<5}{row['n']:>7}{row['d']:>6}  "
             f"{_fmt(row.get('ms_median'), 10, 3)}{_fmt(row.get('peak_mem_mib'), 11, 1)}"
             f"{_fmt(row.get('tflops'), 9, 3)}{_fmt(row.get('peak_frac'), 8, 3)}"
-            f"{_fmt(row.get('speedup_vs_eager'), 8, 2)}{_fmt(row.get('max_grad_err'), 10, 6)}  {row['status']}")
+            f"{_fmt(row.get('speedup_vs_torch'), 8, 2)}{_fmt(row.get('max_grad_err'), 10, 6)}  {row['status']}")
 
 
-TABLE_HEADER = (f"{'loss':<7}{'impl':<9}{'dtype':<5}{'N':>7}{'D':>6}  {'ms':>10}{'peak MiB':>11}"
-                f"{'TFLOP/s':>9}{'of peak':>8}{'x eager':>8}{'grad err':>10}  status")
+TABLE_HEADER = (f"{'loss':<7}{'impl':<14}{'dtype':<5}{'N':>7}{'D':>6}  {'ms':>10}{'peak MiB':>11}"
+                f"{'TFLOP/s':>9}{'of peak':>8}{'x torch':>8}{'grad err':>10}  status")
+
+
+@click.command("kernels", context_settings={"max_content_width": 100})
+@click.option("--n", "ns", callback=numbers_option(int), metavar="LIST",
+              help="Batch sizes N, comma-separated. Default: 32,256,1024,4096,16384,65536 on a GPU, 32 on CPU.")
+@click.option("--d", "ds", callback=numbers_option(int), metavar="LIST",
+              help="Embedding widths D, comma-separated. Default: 256,768 on a GPU, 32 on CPU.")
+@click.option("--dtype", "dtypes", default="fp32", show_default=True, metavar="LIST",
+              help="Input dtypes, comma-separated (fp32, fp16, bf16); accumulation is fp32.")
+@click.option("--loss", "losses", default=",".join(LOSSES), show_default=True, callback=names_option(LOSSES),
+              metavar="LIST", help="Losses to time.")
+@click.option("--impl", "impls", metavar="LIST",
+              help="Implementations: torch (the PyTorch reference), torch-compile (torch.compile of it), triton "
+                   "(the fused kernels). Default: all three on a GPU, torch,triton on CPU.")
+@click.option("--device", default=None, help="torch device. Default: cuda if available, else cpu.")
+@click.option("--repeats", type=click.IntRange(min=1), help="Timed runs per cell (median reported). "
+              "Default: 20 on a GPU, 2 on CPU.")
+@click.option("--warmup", type=click.IntRange(min=0), help="Untimed runs first. Default: 3 on a GPU, 1 on CPU.")
+@click.option("--max-seconds", type=float, default=10.0, show_default=True,
+              help="Stop repeating a cell once it has run this long (at least one timed run).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV path. Default: results/bench/kernels-<device>.csv")
+def kernels_command(ns, ds, dtypes, losses, impls, device, repeats, warmup, max_seconds, out) -> None:
+    """Time torch vs torch-compile vs triton forward+backward of ICLD, SupCon and LCL."""
+    device = device or default_device()
+    gpu = device.startswith("cuda")
+    if not gpu:
+        from kernels import interpret_cpu_launches
+
+        interpret_cpu_launches()  # before anything imports a kernel module (kernels.tiles, triton)
+    # parsed here, not by click: the names come from kernels.tiles, which must not load before the line above
+    dtypes = parse_names(dtypes, dtype_names(), "'--dtype'")
+    impls = parse_names(impls, impl_names(), "'--impl'") if impls is not None else None
+    cfg = BenchConfig(
+        device=device, losses=losses, impls=impls or (impl_names() if gpu else ("torch", "triton")),
+        ns=ns or (PAPER_NS if gpu else (32,)), ds=ds or (PAPER_DS if gpu else (32,)),
+        dtypes=dtypes, repeats=repeats or (20 if gpu else 2),
+        warmup=warmup if warmup is not None else (3 if gpu else 1), max_seconds=max_seconds)
+    out = out or Path("results") / "bench" / f"kernels-{device_slug(device)}.csv"
+    click.echo(f"device: {device_name(device)}" + ("" if gpu else " (no GPU: triton interpreter, "
+                                                   "timings are not kernel measurements)"))
+    click.echo(TABLE_HEADER)
+
+    with csv_rows(out, COLUMNS) as write:
+        def on_row(row: dict) -> None:
+            write(row)
+            click.echo(format_row(row))
+
+        rows = run_benchmark(cfg, on_row=on_row)
+    click.echo(f"wrote {len(rows)} rows to {out}")
