@@ -20,9 +20,10 @@ import math
 import os
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from grid.progress import Progress
 from grid.result_store import ResultStore

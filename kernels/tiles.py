@@ -168,7 +168,7 @@ class Tiling:
         return any(v is not None for v in (self.block_m, self.block_n, self.block_k, self.num_warps,
                                            self.num_stages))
 
-    def with_config(self, config: TileConfig) -> "Tiling":
+    def with_config(self, config: TileConfig) -> Tiling:
         """This tiling with `config`'s tiles, warps and stages (the column slices stay as given)."""
         return Tiling(config.block_m, config.block_n, config.block_k, self.splits, config.num_warps,
                       config.num_stages)

@@ -22,8 +22,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import tiles as T
 from kernels import autotune
+from kernels import tiles as T
 from kernels.reference import ICLD_NEGATIVE_FORMS
 
 

@@ -19,7 +19,8 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="hcld-grid")
 def main() -> None:
     """Reproduce HCLD (ICASSP 2025): build data, extract features, run the ablation grid, report."""

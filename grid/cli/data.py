@@ -98,7 +98,8 @@ def _echo_fold_sizes(table, manifest) -> None:
     import polars as pl
 
     joined = table.join(manifest.select("utt_id", "emotion"), on="utt_id")
-    sizes = joined.group_by("fold").agg(pl.len().alias("n"), *[(pl.col("emotion") == e).sum().alias(e) for e in EMOTIONS])
+    sizes = joined.group_by("fold").agg(pl.len().alias("n"),
+                                        *[(pl.col("emotion") == e).sum().alias(e) for e in EMOTIONS])
     for row in sizes.sort("fold").iter_rows(named=True):
         click.echo(f"  fold {row['fold']}: test {row['n']:5d}  train {manifest.height - row['n']:5d}  ("
                    + " ".join(f"{e} {row[e]}" for e in EMOTIONS) + ")")

@@ -224,7 +224,8 @@ def test_dry_run_does_no_data_work_and_says_what_a_run_would_compute(tmp_path, d
     assert code == 0, out
     assert not fresh.exists() and not (tmp_path / "results").exists()  # nothing synthesised or extracted
     assert "write the built-in synthetic corpus (200 utterances)" in out and "extract fbank features" in out
-    assert "cnn/emo_only/fold0" in out and "temperature=*" in out and "24 trials would run" in out  # 3 x (emo_only + orth + 2 x 3 readers)
+    # 3 x (emo_only + orth + 2 x 3 readers)
+    assert "cnn/emo_only/fold0" in out and "temperature=*" in out and "24 trials would run" in out
     # With the data on disk (the module's prepared corpus) it lists ids and what is done.
     invoke("smoke", "--executor", "local", "--backbones", "cnn", "--variants", "emo_only", "--data-dir", data_dir,
            "--results-dir", tmp_path / "results")

@@ -128,7 +128,8 @@ def test_missing_session_folder_is_reported(tmp_path):
 def test_unparsable_label_line_names_file_and_line(tmp_path):
     root = write_tree(tmp_path / "root")
     label_file = root / "Session3" / "dialog" / "EmoEvaluation" / "Ses03F_impro03.txt"
-    text = label_file.read_text().replace("[2.1234 - 3.5000]\tSes03F_impro03_M000", "[2.1234 3.5000]\tSes03F_impro03_M000")
+    text = label_file.read_text().replace("[2.1234 - 3.5000]\tSes03F_impro03_M000",
+                                          "[2.1234 3.5000]\tSes03F_impro03_M000")
     label_file.write_text(text)
     line_no = text.splitlines().index(next(ln for ln in text.splitlines() if "Ses03F_impro03_M000" in ln)) + 1
 

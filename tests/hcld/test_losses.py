@@ -74,7 +74,8 @@ def naive_supcon(x, labels, tau):
         if not positives:
             continue
         denom = sum(torch.exp(_cos(x[i], x[a]) / tau) for a in others)
-        per_anchor.append(-sum(torch.log(torch.exp(_cos(x[i], x[p]) / tau) / denom) for p in positives) / len(positives))
+        log_ratios = [torch.log(torch.exp(_cos(x[i], x[p]) / tau) / denom) for p in positives]
+        per_anchor.append(-sum(log_ratios) / len(positives))
     return sum(per_anchor) / len(per_anchor) if per_anchor else x.sum() * 0
 
 
@@ -349,7 +350,8 @@ def test_anchors_with_positive_counts_rows_that_share_their_label():
 
 
 def test_unused_settings_follow_the_variant_terms():
-    assert {"temperature", "trunk", "icld_margin", "anchor_projection"} <= unused_settings(TrialConfig(variant="emo_only"))
+    emo_only = unused_settings(TrialConfig(variant="emo_only"))
+    assert {"temperature", "trunk", "icld_margin", "anchor_projection"} <= emo_only
     multitask = unused_settings(TrialConfig(variant="multitask"))
     assert "temperature" in multitask and "trunk" not in multitask and "reduction" not in multitask
     assert "icld_margin" not in unused_settings(TrialConfig(variant="icld_only"))

@@ -97,7 +97,8 @@ def test_candidates_that_shrink_to_one_plan_are_timed_once(monkeypatch):
     assert len(T.CONFIGS["fp32"]["forward"]) == 4 and len(clock.timed) == 4 + len(T.CONFIGS["fp32"]["backward"]) - 1
     # on a tie the earlier candidate, the default, is kept
     picked = {key[0]: c for key, c in autotune.chosen().items()}
-    assert picked == {"supcon_forward": T.CONFIGS["fp32"]["forward"][0], "supcon_backward": T.CONFIGS["fp32"]["backward"][0]}
+    assert picked == {"supcon_forward": T.CONFIGS["fp32"]["forward"][0],
+                      "supcon_backward": T.CONFIGS["fp32"]["backward"][0]}
 
 
 def test_every_kernel_specialisation_is_tuned_under_its_own_name(monkeypatch):

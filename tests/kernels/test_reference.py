@@ -121,7 +121,8 @@ def test_supcon_matches_naive_loop(tau):
 def test_supcon_adversarial_matches_naive_loop(case):
     n = 1 if case == "one_sample" else 7
     labels = {"one_class": torch.zeros(n, dtype=torch.long), "own_class": torch.arange(n),
-              "one_sample": torch.zeros(1, dtype=torch.long), "some_without_positive": torch.tensor([0, 0, 1, 2, 2, 2, 3]),
+              "one_sample": torch.zeros(1, dtype=torch.long),
+              "some_without_positive": torch.tensor([0, 0, 1, 2, 2, 2, 3]),
               "duplicates": _labels(n, 2, 11)}[case]
     x = _embed(n, 4, 12)
     if case == "duplicates":
