@@ -29,6 +29,9 @@ import numpy as np
 ACCURACIES: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
 PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
 METRICS: tuple[str, ...] = (*ACCURACIES, *PROBES)
+# The reported epoch's emotion scores on the validation part held out of the outer training set
+# (TrialConfig.selection=best_val; NaN with final). Not test metrics, so not in METRICS.
+VALIDATION_METRICS: tuple[str, ...] = ("val_emo_wa", "val_emo_ua")
 
 PROBE_HOLDOUT = 0.2  # share of each training speaker's utterances held out when test speakers are unseen
 # The probe classifier, fixed (module docstring): change one and every probe number changes.
