@@ -3,11 +3,11 @@ by SCHEMA, for finished and failed attempts, and older tables without the newer 
 
 import math
 import pickle
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from test_runner import FakeExperiment
 
 from grid.result_store import ResultStore
 from grid.trials import SCHEMA, TrialSpec, outcome_of, trial_row
@@ -15,14 +15,6 @@ from hcld.config import TrialConfig, TrialResult
 from hcld.metrics import METRICS, VALIDATION_METRICS
 
 NEW_COLUMNS = ("selection", "n_train", "n_val", "n_test", "val_emo_wa", "val_emo_ua")
-
-
-@dataclass
-class FakeExperiment:
-    corpus: str = "fake"
-    features_name: str = "fbank"
-    fold_scheme: str = "random5"
-    data_key: str = "k"
 
 
 def spec(config):
