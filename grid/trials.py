@@ -24,7 +24,7 @@ from grid.sweeps import setting_label, swept_values
 from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.labels import EMOTIONS
 from hcld.losses.variants import uses_speaker_branch
-from hcld.metrics import METRICS
+from hcld.metrics import METRICS, VALIDATION_METRICS
 
 if TYPE_CHECKING:
     from grid.plan import TrialPoint
@@ -53,8 +53,13 @@ SCHEMA = pa.schema(
         ("loss_impl", pa.string()),  # what ran (torch | triton | triton-interpreter); null if failed
         ("status", pa.string()),
         ("error", pa.string()),
+        ("selection", pa.string()),  # TrialConfig.selection: final | best_val (how reported_epoch was chosen)
         *[(m, pa.float64()) for m in METRICS],
+        *[(m, pa.float64()) for m in VALIDATION_METRICS],  # the reported epoch's; NaN with final
         ("reported_epoch", pa.int64()),
+        ("n_train", pa.int64()),  # rows the model trained on (TrialResult.sizes)
+        ("n_val", pa.int64()),  # rows held out of the outer training set for selection (0 with final)
+        ("n_test", pa.int64()),  # rows of the test fold
         ("seconds", pa.float64()),
         ("device", pa.string()),
         ("host", pa.string()),
@@ -130,6 +135,8 @@ class ExperimentLike(Protocol):
 
 # -- the row --------------------------------------------------------------------------------------
 
+SIZE_COLUMNS = {"train": "n_train", "validation": "n_val", "test": "n_test"}  # TrialResult.sizes -> column
+
 
 def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seconds: float,
               outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
@@ -142,7 +149,7 @@ def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seco
         "speaker_backbone": (c.speaker_backbone or c.backbone) if uses_speaker_branch(c) else None,
         "variant": c.variant, "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
         "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
-        "seed": c.seed, "loss_impl_requested": c.loss_impl, "seconds": seconds,
+        "seed": c.seed, "loss_impl_requested": c.loss_impl, "selection": c.selection, "seconds": seconds,
         "host": socket.gethostname(), "code_version": spec.code_version,
         "finished_at": now(), "attempts": attempt, "config_json": c.to_json(),
         "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
@@ -154,15 +161,19 @@ def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seco
     return row
 
 
-OUTCOME_COLUMNS = (*METRICS, "reported_epoch", "device", "host", "loss_impl")
+OUTCOME_COLUMNS = (*METRICS, *VALIDATION_METRICS, "reported_epoch", *SIZE_COLUMNS.values(), "device", "host",
+                   "loss_impl")
 
 
 def outcome_of(result: TrialResult) -> dict[str, Any]:
-    """The flat, picklable part of a TrialResult that goes into the row (curves and confusions
-    stay in the artifacts folder); what a Ray worker reports back to the driver."""
-    return {**{m: float(result.metrics.get(m, math.nan)) for m in METRICS},
-            "reported_epoch": int(result.reported_epoch), "device": result.device,
-            "loss_impl": result.loss_impl, "host": socket.gethostname()}
+    """The flat, picklable part of a TrialResult that goes into the row (curves, confusions and
+    per-utterance predictions stay in the artifacts folder); what a Ray worker reports back to the
+    driver. A part size the result lacks (a trial function that does not train) is None."""
+    sizes = {column: result.sizes.get(part) for part, column in SIZE_COLUMNS.items()}
+    return {**{m: float(result.metrics.get(m, math.nan)) for m in (*METRICS, *VALIDATION_METRICS)},
+            "reported_epoch": int(result.reported_epoch),
+            **{column: None if n is None else int(n) for column, n in sizes.items()},
+            "device": result.device, "loss_impl": result.loss_impl, "host": socket.gethostname()}
 
 
 

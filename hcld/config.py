@@ -38,6 +38,7 @@ LossImpl = Literal["torch", "triton"]
 Precision = Literal["fp32", "bf16"]
 FeaturePlacement = Literal["auto", "device", "host"]
 Device = Literal["auto", "cpu", "cuda"]
+Selection = Literal["final", "best_val"]
 
 
 def choices(kind: Any) -> tuple[str, ...]:
@@ -80,6 +81,13 @@ class TrialConfig:
     warmup_epochs: int = 5
     weight_decay: float = 0.0
     seed: int = 0
+    # which epoch is reported: final = the last one (the test fold chooses nothing; no validation
+    # part) | best_val = the epoch of highest validation emotion UA (ties: the earliest), the
+    # validation part being held out of the outer training set (hcld.data.validation)
+    selection: Selection = "final"
+    # share of the outer training set held out as the validation part; read with best_val only
+    # (an unused setting under final: hcld.losses.variants.unused_settings)
+    validation_share: float = 0.1
     # -- execution (does not change what is computed, up to rounding) ----------------------------
     precision: Precision = "fp32"  # bf16: autocast of the model's forward (hcld.train)
     feature_placement: FeaturePlacement = "auto"  # device: features resident on the trial's device
@@ -100,13 +108,13 @@ class TrialConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrialConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrialConfig:
         unknown = sorted(set(values) - set(_HINTS))
         if unknown:
             raise ConfigError(f"unknown trial setting(s) {unknown}; known: {', '.join(_HINTS)}")
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "TrialConfig":
+    def replace(self, **changes: Any) -> TrialConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
@@ -121,6 +129,10 @@ _LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "weight_decay": (0.0, True),
     "seed": (0, True),
     "threads": (1, True),
+    "validation_share": (0.0, False),
+}
+_UPPER_BOUNDS: dict[str, tuple[float, bool]] = {
+    "validation_share": (1.0, False),  # something must be left to train on
 }
 
 _HINTS = typing.get_type_hints(TrialConfig)
@@ -165,6 +177,10 @@ def check_setting(name: str, value: Any) -> None:
         low, inclusive = _LOWER_BOUNDS[name]
         if not (value >= low if inclusive else value > low):
             raise ConfigError(f"{name}={value!r}: must be {'>=' if inclusive else '>'} {low}")
+    if name in _UPPER_BOUNDS and value is not None:
+        high, inclusive = _UPPER_BOUNDS[name]
+        if not (value <= high if inclusive else value < high):
+            raise ConfigError(f"{name}={value!r}: must be {'<=' if inclusive else '<'} {high}")
 
 
 @dataclass
@@ -187,12 +203,25 @@ class TrialResult:
     """What `hcld.train.run_trial` returns. Metrics are fractions in [0, 1]; NaN where undefined
     (e.g. speaker accuracy on a leave-one-session-out test fold, whose speakers were never seen)."""
 
-    metrics: dict[str, float]  # emo_wa, emo_ua, spk_wa, spk_ua, probe_spk_from_xe, probe_emo_from_xs
-    curves: list[dict[str, float]]  # one dict per epoch: epoch, loss terms, test metrics, seconds
+    # emo_wa, emo_ua, spk_wa, spk_ua, probe_spk_from_xe, probe_emo_from_xs (hcld.metrics.METRICS),
+    # val_emo_wa, val_emo_ua (VALIDATION_METRICS: the reported epoch's validation scores; NaN with final)
+    metrics: dict[str, float]
+    # one dict per epoch: epoch, loss terms, seconds, and the test metrics (selection=final) or
+    # val_emo_wa / val_emo_ua (best_val: no test metric is computed before the epoch is chosen)
+    curves: list[dict[str, float]]
     confusion_emotion: list[list[int]]  # rows = true, columns = predicted, order hcld.labels.EMOTIONS
     confusion_speaker: list[list[int]]  # order TrialData.speaker_names
-    reported_epoch: int  # which epoch `metrics` come from (the final one unless a rule says otherwise)
+    reported_epoch: int  # which epoch `metrics` come from: the last (selection=final) or the best validation one
     seconds: float  # wall time of the whole trial
     device: str  # e.g. "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
     anchor_source: str  # what LCL's anchors actually were: "roberta:<path>" | "fallback:<kind>" | "unused"
     loss_impl: str  # torch | triton | triton-interpreter, as actually run
+    # rows of each part: train = rows the model was fit on, validation = rows held out of the
+    # outer training set for selection (0 with selection=final), test = the test fold's rows
+    sizes: dict[str, int] = field(default_factory=dict)
+    # the test fold at the reported epoch: utt_id (list[str], TrialData.utt_ids or ""), true and
+    # pred (int64 [n_test]), prob (float32 [n_test, len(EMOTIONS)], softmax of the emotion head);
+    # written to predictions.npz by hcld.train.write_artifacts, not sent through the row
+    predictions: dict[str, Any] = field(default_factory=dict)
+    # the validation utterance ids (empty with selection=final): recorded in result.json
+    validation_utt_ids: list[str] = field(default_factory=list)

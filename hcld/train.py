@@ -2,10 +2,20 @@
 
 Paper IV-B defaults (all from TrialConfig): Adam, lr 5e-4, batch 32, 100 epochs, linear warm-up of
 the learning rate over the first 5 epochs (per step, from lr/steps to lr), then constant.
-After every epoch the test fold is evaluated (curves); the reported epoch is the final one (no
-selection rule, so the test fold never chooses anything). After training, linear probes on frozen
-embeddings measure decoupling (hcld.metrics). Seeded: bit-for-bit repeatable on CPU (same torch,
-same thread count); on CUDA, cuDNN and atomic reductions may differ in the last bits.
+The reported epoch (TrialConfig.selection):
+- final (default): the last one. The model trains on the whole outer training set and the test
+  fold is evaluated after every epoch (curves); it chooses nothing.
+- best_val: a validation part is held out of the outer training set (hcld.data.validation, share
+  `validation_share`), the model trains on the rest, and the validation part is evaluated after
+  every epoch (curves: val_emo_wa, val_emo_ua). The epoch of highest validation emotion UA (ties:
+  the earliest) is kept as a copy of its state on the CPU; after the last epoch that state is
+  restored and the test fold evaluated once. No feature of a test row is read before then (the
+  split reads the fold's row numbers and speaker ids only, to mirror its design).
+After training, linear probes on frozen embeddings measure decoupling (hcld.metrics): fit on the
+rows trained on, scored on the test fold, with the reported epoch's model. The result carries the
+part sizes and the test fold's per-utterance predictions (predictions.npz in the artifacts).
+Seeded: bit-for-bit repeatable on CPU (same torch, same thread count); on CUDA, cuDNN and atomic
+reductions may differ in the last bits.
 
 GPU path: features come from `hcld.placement` (resident on the device when they fit, the same fp32
 batches either way); the epoch's batch rows and all labels go to the device once, and the loss
@@ -19,9 +29,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,13 +40,23 @@ import kernels
 from hcld import metrics as M
 from hcld.anchors import load_label_anchors
 from hcld.config import TrialConfig, TrialData, TrialResult
-from hcld.errors import TrialFailed
-from hcld.fileio import write_json_atomic
-from hcld.threads import torch_threads
+from hcld.data.validation import validation_split
+from hcld.errors import DataError, TrialFailed
+from hcld.fileio import atomic_path, write_json_atomic
 from hcld.labels import EMOTIONS
-from hcld.losses.variants import TERM_NAMES, LossWeights, loss_terms, uses_speaker_branch, variant_weights, weighted_total
+from hcld.losses.variants import (
+    TERM_NAMES,
+    LossWeights,
+    loss_terms,
+    uses_speaker_branch,
+    variant_weights,
+    weighted_total,
+)
 from hcld.models import HCLDModel
 from hcld.placement import FeatureSource, Rows, feature_source
+from hcld.threads import torch_threads
+
+PREDICTIONS_FILE = "predictions.npz"  # per-utterance test predictions of the reported epoch (write_artifacts)
 
 
 def run_trial(
@@ -60,7 +80,15 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
 
     train_idx = np.asarray(data.train_idx, dtype=np.int64)
     test_idx = np.asarray(data.test_idx, dtype=np.int64)
-    # speaker classes = the speakers of the training data, in id order
+    select = config.selection == "best_val"
+    val_idx = np.zeros(0, dtype=np.int64)
+    if select:  # the model trains on the fit part only; the validation part chooses the epoch
+        try:
+            train_idx, val_idx = validation_split(data.emotion, data.speaker, train_idx, test_idx,
+                                                  config.validation_share, config.seed)
+        except DataError as exc:
+            raise TrialFailed(f"{name}: {exc}") from exc
+    # speaker classes = the speakers of the rows trained on, in id order
     train_speakers = np.unique(data.speaker[train_idx])
     spk_class = {int(s): c for c, s in enumerate(train_speakers)}
     speakers_seen = set(np.unique(data.speaker[test_idx]).tolist()) <= set(spk_class)
@@ -77,6 +105,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     class_to_spk = np.array(sorted(spk_class, key=spk_class.get), dtype=np.int64)
 
     curves: list[dict] = []
+    best: tuple[int, float, dict] | None = None  # best_val: (epoch, val UA, model state on the CPU)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -90,30 +119,72 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
             log[batch_no] = torch.stack([values[k] for k in present])  # stays on the device
             scheduler.step()
         losses = epoch_losses(log.cpu().numpy(), [stop - start for start, stop in bounds], present, where=(name, epoch))
-        evaluation = evaluate(model, source, test_idx, class_to_spk, config.batch_size, config.precision)
-        row = {"epoch": epoch, **losses, **_scores(evaluation, data, speakers_seen)}
+        if select:  # the validation part only: the test fold is not touched before the epoch is chosen
+            val_eval = evaluate(model, source, val_idx, class_to_spk, config.batch_size, config.precision)
+            scores = _validation_scores(val_eval, data, val_idx)
+            if best is None or scores["val_emo_ua"] > best[1]:  # strictly better: ties keep the earliest
+                best = (epoch, scores["val_emo_ua"], _state_copy(model))
+        else:
+            evaluation = evaluate(model, source, test_idx, class_to_spk, config.batch_size, config.precision)
+            scores = _scores(evaluation, data, speakers_seen)
+        row = {"epoch": epoch, **losses, **scores}
         row["seconds"] = time.perf_counter() - t0
         curves.append(row)
         if on_epoch is not None:
             on_epoch(dict(row))
 
-    final, test_eval = curves[-1], evaluation  # the reported (final) epoch's test evaluation
+    if select:  # the chosen epoch's model, then the test fold, once
+        reported_epoch, _, state = best
+        model.load_state_dict(state)
+        del state, best
+        test_eval = evaluate(model, source, test_idx, class_to_spk, config.batch_size, config.precision)
+        reported = {**_scores(test_eval, data, speakers_seen),
+                    **{k: curves[reported_epoch - 1][k] for k in M.VALIDATION_METRICS}}
+    else:  # the final epoch's test evaluation
+        reported_epoch, test_eval = config.epochs, evaluation
+        reported = {**curves[-1], **{k: math.nan for k in M.VALIDATION_METRICS}}
     train_eval = evaluate(model, source, train_idx, class_to_spk, config.batch_size, config.precision)
     probes = decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers_seen, config.seed)
     result = TrialResult(
-        metrics={k: final[k] for k in M.ACCURACIES} | probes,
+        metrics={k: reported[k] for k in M.ACCURACIES} | probes | {k: reported[k] for k in M.VALIDATION_METRICS},
         curves=curves,
         confusion_emotion=M.confusion_matrix(data.emotion[test_idx], test_eval["emo_pred"], len(EMOTIONS)),
         confusion_speaker=_speaker_confusion(test_eval, data, test_idx, speakers_seen),
-        reported_epoch=config.epochs,
+        reported_epoch=reported_epoch,
         seconds=time.perf_counter() - started,
         device=describe_device(device),
         anchor_source=anchor_source,
         loss_impl=kernels.resolve_impl(config.loss_impl, device),
+        sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)},
+        predictions=predictions_of(test_eval, data, test_idx),
+        validation_utt_ids=_utt_ids(data, val_idx),
     )
     if artifacts_dir is not None:
         write_artifacts(Path(artifacts_dir), result, test_eval, data, test_idx)
     return result
+
+
+def _state_copy(model: HCLDModel) -> dict[str, torch.Tensor]:
+    """A copy of the model's parameters and buffers on the CPU (the device keeps training)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def predictions_of(test_eval: dict, data: TrialData, test_idx: np.ndarray) -> dict:
+    """TrialResult.predictions: the test rows' utterance ids, true and predicted emotion, and the
+    emotion head's softmax probabilities."""
+    return {
+        "utt_id": _utt_ids(data, test_idx),
+        "true": np.asarray(data.emotion[test_idx], dtype=np.int64),
+        "pred": np.asarray(test_eval["emo_pred"], dtype=np.int64),
+        "prob": np.asarray(test_eval["emo_prob"], dtype=np.float32),
+    }
+
+
+def _utt_ids(data: TrialData, idx: np.ndarray) -> list[str]:
+    """Utterance ids of rows `idx` (empty strings when the data carries none)."""
+    if len(data.utt_ids) == 0:
+        return [""] * len(idx)
+    return [str(data.utt_ids[i]) for i in idx]
 
 
 def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int) -> tuple[HCLDModel, str]:
@@ -179,7 +250,7 @@ class DeviceLabels:
     speaker_class: torch.Tensor  # [N] training-speaker class (-1: a speaker not in training)
 
     @classmethod
-    def of(cls, data: TrialData, spk_class: dict, device: torch.device) -> "DeviceLabels":
+    def of(cls, data: TrialData, spk_class: dict, device: torch.device) -> DeviceLabels:
         classes = np.array([spk_class.get(int(s), -1) for s in data.speaker], dtype=np.int64)
         return cls(torch.as_tensor(np.asarray(data.emotion), dtype=torch.long).to(device),
                    torch.from_numpy(classes).to(device))
@@ -223,16 +294,18 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torc
 @torch.no_grad()
 def evaluate(model: HCLDModel, source: FeatureSource, idx: np.ndarray, class_to_spk: np.ndarray, batch_size: int,
              precision: str = "fp32") -> dict:
-    """Embeddings and predictions (speaker predictions as original speaker ids) for rows `idx`;
-    outputs stay on the device until the end (one read-back per output, not one per batch)."""
+    """Embeddings, emotion predictions and softmax probabilities, speaker predictions (as original
+    speaker ids) for rows `idx`; outputs stay on the device until the end (one read-back per
+    output, not one per batch)."""
     model.eval()
     rows = Rows.of(idx, source.device)
-    parts: dict[str, list[torch.Tensor]] = {"xe": [], "emo_pred": [], "xs": [], "spk_pred": []}
+    parts: dict[str, list[torch.Tensor]] = {"xe": [], "emo_pred": [], "emo_prob": [], "xs": [], "spk_pred": []}
     for start in range(0, len(idx), batch_size):
         with autocast(precision, source.device):
             out = model(source.batch(rows[start : start + batch_size]))
         parts["xe"].append(out["xe"].float())
         parts["emo_pred"].append(out["emo_logits"].argmax(1))
+        parts["emo_prob"].append(out["emo_logits"].float().softmax(1))
         if "xs" in out:
             parts["xs"].append(out["xs"].float())
             parts["spk_pred"].append(out["spk_logits"].argmax(1))
@@ -241,6 +314,7 @@ def evaluate(model: HCLDModel, source: FeatureSource, idx: np.ndarray, class_to_
         "xe": torch.cat(parts["xe"]).cpu().numpy(),
         "xs": torch.cat(parts["xs"]).cpu().numpy() if has_spk else np.zeros((len(idx), 0), np.float32),
         "emo_pred": torch.cat(parts["emo_pred"]).cpu().numpy(),
+        "emo_prob": torch.cat(parts["emo_prob"]).cpu().numpy(),
         "spk_pred": class_to_spk[torch.cat(parts["spk_pred"]).cpu().numpy()] if has_spk else None,
     }
 
@@ -248,7 +322,8 @@ def evaluate(model: HCLDModel, source: FeatureSource, idx: np.ndarray, class_to_
 def decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers_seen: bool, seed: int) -> dict:
     """probe_spk_from_xe: speaker probe on frozen X_e; probe_emo_from_xs: emotion probe on X_s (UA)."""
     spk = M.speaker_probe(
-        train_eval["xe"], data.speaker[train_idx], test_eval["xe"], data.speaker[test_idx], seen=speakers_seen, seed=seed
+        train_eval["xe"], data.speaker[train_idx], test_eval["xe"], data.speaker[test_idx], seen=speakers_seen,
+        seed=seed,
     )
     emo = math.nan
     if train_eval["xs"].shape[1]:
@@ -257,8 +332,15 @@ def decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers
 
 
 def write_artifacts(folder: Path, result: TrialResult, test_eval: dict, data: TrialData, test_idx: np.ndarray) -> None:
+    """result.json (the result; its predictions stand in predictions.npz: utt_id, true, pred, prob)
+    and the test rows' embeddings."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "result.json", dataclasses.asdict(result), indent=1)
+    record = dataclasses.asdict(result) | {"predictions": PREDICTIONS_FILE}
+    write_json_atomic(folder / "result.json", record, indent=1)
+    p = result.predictions
+    with atomic_path(folder / PREDICTIONS_FILE) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, utt_id=np.asarray(p["utt_id"], dtype=str), true=p["true"], pred=p["pred"],
+                            prob=p["prob"])
     np.savez_compressed(
         folder / "embeddings.npz",
         xe=test_eval["xe"].astype(np.float16),
@@ -305,6 +387,13 @@ def _scores(evaluation: dict, data: TrialData, speakers_seen: bool) -> dict[str,
     return scores
 
 
+def _validation_scores(evaluation: dict, data: TrialData, val_idx: np.ndarray) -> dict[str, float]:
+    """Emotion WA/UA on the validation part (what best_val selects on)."""
+    emo_true = data.emotion[val_idx]
+    return {"val_emo_wa": M.weighted_accuracy(emo_true, evaluation["emo_pred"]),
+            "val_emo_ua": M.unweighted_accuracy(emo_true, evaluation["emo_pred"])}
+
+
 def _speaker_confusion(test_eval: dict, data: TrialData, test_idx: np.ndarray, speakers_seen: bool) -> list[list[int]]:
     """Order TrialData.speaker_names; empty when undefined (no speaker branch, or unseen speakers)."""
     if test_eval["spk_pred"] is None or not speakers_seen:
@@ -316,7 +405,8 @@ def _speaker_confusion(test_eval: dict, data: TrialData, test_idx: np.ndarray, s
 def _trial_name(config: TrialConfig, data: TrialData) -> str:
     branches = config.backbone if not config.speaker_backbone else f"{config.backbone}/{config.speaker_backbone}"
     branches += f" ({config.trunk} trunk)"
-    return f"trial {config.variant} {branches} seed {config.seed}" + (f" on {data.description}" if data.description else "")
+    where = f" on {data.description}" if data.description else ""
+    return f"trial {config.variant} {branches} seed {config.seed}{where}"
 
 
 def _check_inputs(config: TrialConfig, data: TrialData, name: str) -> None:

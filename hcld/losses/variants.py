@@ -95,6 +95,8 @@ def unused_settings(config: TrialConfig) -> frozenset[str]:
         unused |= {"trunk", "speaker_backbone"}
     elif config.trunk == "shared":
         unused.add("speaker_backbone")
+    if config.selection == "final":  # no validation part is held out
+        unused.add("validation_share")
     return frozenset(unused)
 
 
@@ -122,7 +124,8 @@ def loss_terms(out: dict, emotion: torch.Tensor, speaker: torch.Tensor, config: 
             positive=config.icld_positive, impl=impl,
         )
     if weights.supcon:
-        x, labels = supcon_inputs(xe, xs, emotion, speaker, embedding=config.supcon_embedding, labels=config.supcon_labels)
+        x, labels = supcon_inputs(xe, xs, emotion, speaker, embedding=config.supcon_embedding,
+                                  labels=config.supcon_labels)
         terms["loss_supcon"] = supcon_loss(
             x, labels, temperature=config.temperature, ensure_positives=config.ensure_positives, impl=impl,
             reduction=reduction,

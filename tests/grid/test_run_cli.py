@@ -100,11 +100,28 @@ def test_sweep_runs_under_both_executors_and_a_new_value_runs_only_new_trials(tm
     assert "4 trials, 3 already done, 1 to run" in out and "1 done, 0 failed" in out
 
 
+def test_best_val_selection_through_the_smoke_grid(tmp_path, data_dir):
+    import numpy as np
+
+    results = tmp_path / "results"
+    code, out = invoke("smoke", "--backbones", "cnn", "--variants", "hcld", "--executor", "local",
+                       "--set", "selection=best_val", "--max-failures", "0",
+                       "--data-dir", data_dir, "--results-dir", results)
+    assert code == 0, out
+    (row,) = rows(results)
+    assert row["status"] == "done" and row["selection"] == "best_val"
+    assert row["n_val"] > 0 and row["n_train"] > 0 and row["n_train"] + row["n_val"] + row["n_test"] == 200
+    assert 0.0 <= row["val_emo_ua"] <= 1.0 and 1 <= row["reported_epoch"] <= 2
+    with np.load(results / "smoke" / row["artifacts"] / "predictions.npz") as npz:
+        assert len(npz["utt_id"]) == row["n_test"] and npz["prob"].shape == (row["n_test"], 4)
+
+
 def test_bad_settings_fail_at_the_door_before_any_data_work(tmp_path):
     data = tmp_path / "data"
     for args, message in ((["--set", "variant=nosuch"], "variant='nosuch': expected emo_only"),
                           (["--set", "temperature=0"], "temperature=0.0: must be > 0"),
                           (["--set", "batch_size=0"], "batch_size=0: must be >= 2"),
+                          (["--set", "validation_share=1"], "validation_share=1.0: must be < 1"),
                           (["--sweep", "trunk=shared,both"], "trunk='both': expected shared | separate"),
                           (["--sweep", "nosuch=1"], "not a trial setting")):
         result = CliRunner().invoke(run, ["smoke", "--dry-run", "--data-dir", str(data), *args])

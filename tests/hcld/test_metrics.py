@@ -61,3 +61,67 @@ def test_unseen_speakers_are_probed_on_a_held_out_part_of_training():
     score = M.speaker_probe(x, y, x[:5], unseen_test, seen=False)
     assert score > 0.9
     assert M.speaker_probe(x, y, x[:5], unseen_test, seen=True) == 0.0
+
+
+def test_probe_inputs_are_float64_standardised_by_the_training_rows_and_rounded():
+    rng = np.random.default_rng(0)
+    train = rng.normal(3.0, 2.0, size=(50, 4)).astype(np.float32)
+    train[:, 2] = 5.0  # zero variance: left at 0, not divided by 0
+    test = rng.normal(size=(7, 4)).astype(np.float32)
+    fit_x, score_x = M.probe_inputs(train, test)
+    assert fit_x.dtype == np.float64 and score_x.dtype == np.float64
+    np.testing.assert_array_equal(fit_x[:, 2], 0.0)
+    np.testing.assert_array_equal(score_x[:, 2], 0.0)
+    keep = [0, 1, 3]
+    t64 = train.astype(np.float64)[:, keep]
+    expected = (test.astype(np.float64)[:, keep] - t64.mean(0)) / t64.std(0)
+    np.testing.assert_allclose(score_x[:, keep], expected, atol=0.5 * 10.0 ** -M.PROBE_DECIMALS + 1e-12)
+    np.testing.assert_array_equal(score_x, np.round(score_x, M.PROBE_DECIMALS))
+
+
+def _float32_blobs():
+    x, y = _blobs(40, 5, d=16, sep=1.0, seed=2)  # overlapping classes: the probe is not at 1.0
+    return x.astype(np.float32), y
+
+
+def test_probe_does_not_depend_on_the_blas_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    x, y = _float32_blobs()
+    scores = set()
+    for threads in (1, 2, 4, None):
+        with threadpool_limits(limits=threads):
+            scores.add(M.linear_probe(x[::2], y[::2], x[1::2], y[1::2]))
+            scores.add(M.speaker_probe(x, y, x[:0], y[:0], seen=False, seed=1))
+    assert len(scores) == 2, scores  # one probe score and one held-out speaker-probe score
+    assert all(0.2 < s < 1.0 for s in scores)
+
+
+def test_probe_fits_with_the_blas_pinned_to_one_thread(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    fit = LogisticRegression.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append({pool["num_threads"] for pool in threadpool_info()})
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(LogisticRegression, "fit", recording_fit)
+    x, y = _float32_blobs()
+    M.linear_probe(x, y, x, y)
+    assert seen == [{1}]
+
+
+def test_probe_ignores_last_bit_differences_of_float32_embeddings():
+    x, y = _float32_blobs()
+    up, down = np.nextafter(x, np.float32(np.inf)), np.nextafter(x, np.float32(-np.inf))
+    assert not np.array_equal(up, x)
+    base = M.linear_probe(x[::2], y[::2], x[1::2], y[1::2])
+    assert base == M.linear_probe(up[::2], y[::2], up[1::2], y[1::2])
+    assert base == M.linear_probe(down[::2], y[::2], x[1::2], y[1::2])
+    assert M.speaker_probe(x, y, x[:0], y[:0], seen=False) == M.speaker_probe(up, y, up[:0], y[:0], seen=False)
+    # the rounding is what absorbs them: almost every standardised input is bit-identical
+    a, b = M.probe_inputs(x, x)[0], M.probe_inputs(up, up)[0]
+    assert np.mean(a == b) > 0.8 and np.max(np.abs(a - b)) <= 1.0001 * 10.0 ** -M.PROBE_DECIMALS

@@ -75,7 +75,9 @@ def test_on_epoch_gets_every_epoch_with_the_documented_keys():
     assert result.reported_epoch == 2 and len(result.curves) == 2 and result.seconds > 0
     assert all(0 <= row["emo_ua"] <= 1 and row["seconds"] > 0 for row in seen)
     assert math.isnan(seen[0]["loss_orth"])  # not a term of hcld
-    assert set(result.metrics) == {"emo_wa", "emo_ua", "spk_wa", "spk_ua", "probe_spk_from_xe", "probe_emo_from_xs"}
+    assert set(result.metrics) == {"emo_wa", "emo_ua", "spk_wa", "spk_ua", "probe_spk_from_xe", "probe_emo_from_xs",
+                                   "val_emo_wa", "val_emo_ua"}
+    assert math.isnan(result.metrics["val_emo_wa"]) and math.isnan(result.metrics["val_emo_ua"])  # final: no validation
 
 
 def test_artifacts_hold_the_result_and_test_embeddings(tmp_path):
@@ -161,3 +163,211 @@ def test_thread_setting_does_not_leak_out_of_the_trial():
     before = torch.get_num_threads()
     run_trial(tiny(epochs=1, threads=1), make_data(n=32))
     assert torch.get_num_threads() == before
+
+
+# -- selection: final (unchanged) and best_val ----------------------------------------------------
+
+# Computed by the code before selection / validation / predictions existed (commit 4865c35, CPU,
+# threads=1, torch 2.11), once, at the start of that change: a `final` trial must still give
+# exactly these numbers. The probes are left out: their rule changed on purpose (hcld.metrics).
+PRE_CHANGE = {
+    "random5 hcld": dict(
+        metrics={"emo_wa": 0.45, "emo_ua": 0.45, "spk_wa": 0.4, "spk_ua": 0.25},
+        loss_total=[8.646410916980944, 6.899340228030556, 6.250888774269505, 5.879647029073615],
+        emo_ua=[0.25, 0.25, 0.45, 0.45],
+        confusion_emotion=[[4, 0, 0, 1], [0, 0, 0, 5], [0, 0, 0, 5], [0, 0, 0, 5]],
+        confusion_speaker=[[8, 0, 0, 0], [4, 0, 0, 0], [3, 0, 0, 0], [5, 0, 0, 0]],
+    ),
+    "unseen-speaker multitask": dict(
+        metrics={"emo_wa": 1.0, "emo_ua": 1.0, "spk_wa": math.nan, "spk_ua": math.nan},
+        loss_total=[2.488276375664605, 2.3972430494096546, 2.1481237411499023, 1.6160218450758193],
+        emo_ua=[0.5, 0.7642857142857142, 1.0, 1.0],
+        confusion_emotion=[[5, 0, 0, 0], [0, 5, 0, 0], [0, 0, 7, 0], [0, 0, 0, 7]],
+        confusion_speaker=[],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PRE_CHANGE))
+def test_final_selection_gives_exactly_the_numbers_of_the_code_before_selection_existed(case):
+    if case == "random5 hcld":
+        result = run_trial(tiny(epochs=4, lr=3e-3), make_data())
+    else:
+        result = run_trial(tiny(epochs=4, lr=3e-3, variant="multitask"), make_data(test_speakers=[3]))
+    expected = PRE_CHANGE[case]
+    got = {k: result.metrics[k] for k in expected["metrics"]}
+    assert json.dumps(got) == json.dumps(expected["metrics"])  # ==, NaN included
+    assert [row["loss_total"] for row in result.curves] == expected["loss_total"]
+    assert [row["emo_ua"] for row in result.curves] == expected["emo_ua"]
+    assert result.confusion_emotion == expected["confusion_emotion"]
+    assert result.confusion_speaker == expected["confusion_speaker"]
+    assert result.reported_epoch == 4
+    assert result.sizes == {"train": 76 if case == "random5 hcld" else 72, "validation": 0,
+                            "test": 20 if case == "random5 hcld" else 24}
+    assert result.validation_utt_ids == []
+
+
+def best_val(**changes):
+    return tiny(**{"selection": "best_val", **changes})
+
+
+def test_best_val_reports_the_first_epoch_of_highest_validation_ua_and_no_test_curve():
+    data = make_data(test_speakers=[3])
+    result = run_trial(best_val(epochs=6, lr=3e-3, variant="multitask"), data)
+    val_ua = [row["val_emo_ua"] for row in result.curves]
+    first_best = int(np.argmax(val_ua)) + 1  # np.argmax: the first maximum
+    assert result.reported_epoch == first_best
+    assert first_best < 6 and val_ua.count(max(val_ua)) > 1  # this case has a tie, and it is broken early
+    chosen = result.curves[first_best - 1]
+    assert result.metrics["val_emo_ua"] == chosen["val_emo_ua"] and result.metrics["val_emo_wa"] == chosen["val_emo_wa"]
+    for row in result.curves:
+        assert {"val_emo_wa", "val_emo_ua", "loss_total", "seconds"} <= set(row)
+        assert not {"emo_wa", "emo_ua", "spk_wa", "spk_ua"} & set(row)  # nothing of the test fold per epoch
+
+
+def test_best_val_test_metrics_are_those_of_the_chosen_epochs_state(monkeypatch):
+    """Training is the same epoch by epoch whatever `epochs` is (same seed, same batches), so a
+    trial stopped at the chosen epoch k has, at its end, the very state the longer trial restored."""
+    data = make_data(test_speakers=[3])
+    long = run_trial(best_val(epochs=6, lr=3e-3, variant="multitask"), data)
+    k = long.reported_epoch
+    assert k < 6  # otherwise nothing is restored and the check proves nothing
+    short = run_trial(best_val(epochs=k, lr=3e-3, variant="multitask"), data)
+    assert short.reported_epoch == k
+    assert json.dumps(short.metrics) == json.dumps(long.metrics)  # test scores, probes, validation scores
+    assert short.confusion_emotion == long.confusion_emotion
+    np.testing.assert_array_equal(short.predictions["prob"], long.predictions["prob"])
+    # without the restore the test fold would see epoch 6's state: other probabilities
+    from hcld.models import HCLDModel
+
+    monkeypatch.setattr(HCLDModel, "load_state_dict", lambda self, state: None)
+    unrestored = run_trial(best_val(epochs=6, lr=3e-3, variant="multitask"), data)
+    assert unrestored.reported_epoch == k
+    assert not np.array_equal(unrestored.predictions["prob"], long.predictions["prob"])
+
+
+class FoldReadGuard:
+    """Feature rows of the test fold count as read when the trainer gathers them; the guard knows
+    when the last epoch has ended (on_epoch of the last epoch: selection is fixed by then)."""
+
+    def __init__(self, data: TrialData, epochs: int):
+        self.test, self.epochs, self.epoch_done = set(data.test_idx.tolist()), epochs, 0
+        self.before, self.after = 0, 0
+        guard = self
+
+        class Guarded(np.ndarray):
+            def __getitem__(self, key):
+                first = key[0] if isinstance(key, tuple) else key
+                rows = np.atleast_1d(np.arange(self.shape[0])[first])
+                if guard.test & set(rows.tolist()):
+                    if guard.epoch_done < guard.epochs:
+                        guard.before += 1
+                    else:
+                        guard.after += 1
+                return np.ndarray.__getitem__(self, key).view(np.ndarray)
+
+        data.features = np.asarray(data.features).view(Guarded)
+
+    def on_epoch(self, row: dict) -> None:
+        self.epoch_done = row["epoch"]
+
+
+@pytest.mark.parametrize("selection", ["final", "best_val"])
+def test_best_val_reads_no_test_feature_before_the_epoch_is_chosen(selection):
+    data = make_data()
+    guard = FoldReadGuard(data, epochs=3)
+    result = run_trial(tiny(epochs=3, selection=selection, feature_placement="host"), data, on_epoch=guard.on_epoch)
+    if selection == "final":
+        assert guard.before > 0  # the guard sees the per-epoch test evaluation of `final`
+    else:
+        assert guard.before == 0
+        assert guard.after == math.ceil(len(data.test_idx) / 16)  # one evaluation of the test fold, in batches
+    assert np.sum(result.confusion_emotion) == len(data.test_idx)
+
+
+@pytest.mark.parametrize("selection", ["final", "best_val"])
+def test_predictions_agree_with_the_confusion_matrix_and_the_scores(selection):
+    from hcld import metrics as M
+
+    data = make_data()
+    result = run_trial(tiny(epochs=3, lr=3e-3, selection=selection), data)
+    p = result.predictions
+    assert p["utt_id"] == [f"u{i}" for i in data.test_idx]
+    assert p["true"].dtype == np.int64 and p["pred"].dtype == np.int64 and p["prob"].dtype == np.float32
+    np.testing.assert_array_equal(p["true"], data.emotion[data.test_idx])
+    assert p["prob"].shape == (len(data.test_idx), 4)
+    np.testing.assert_allclose(p["prob"].sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(p["pred"], p["prob"].argmax(1))
+    assert M.confusion_matrix(p["true"], p["pred"], 4) == result.confusion_emotion
+    assert M.unweighted_accuracy(p["true"], p["pred"]) == result.metrics["emo_ua"]
+    assert M.weighted_accuracy(p["true"], p["pred"]) == result.metrics["emo_wa"]
+
+
+def test_sizes_add_up_and_the_validation_part_is_recorded_and_disjoint_from_the_test_fold():
+    data = make_data()
+    result = run_trial(best_val(epochs=1, validation_share=0.25), data)
+    sizes = result.sizes
+    assert sizes["train"] + sizes["validation"] == len(data.train_idx) and sizes["test"] == len(data.test_idx)
+    assert sizes["validation"] == len(result.validation_utt_ids) == 19  # 0.25 x 76 rows, by class
+    test_ids = {data.utt_ids[i] for i in data.test_idx}
+    assert not set(result.validation_utt_ids) & test_ids
+    assert 0 <= result.metrics["val_emo_ua"] <= 1
+
+
+def test_probes_fit_on_the_rows_trained_on(monkeypatch):
+    from hcld import metrics as M
+
+    fits = []
+    probe = M.speaker_probe
+    monkeypatch.setattr(M, "speaker_probe", lambda x, y, *a, **k: fits.append(len(y)) or probe(x, y, *a, **k))
+    result = run_trial(best_val(epochs=1), make_data())
+    assert fits == [result.sizes["train"]] and result.sizes["validation"] > 0
+
+
+def test_variants_of_one_fold_and_seed_share_the_validation_part_and_folds_do_not():
+    data = make_data(n=48)
+    a = run_trial(best_val(epochs=1, variant="emo_only"), data)
+    b = run_trial(best_val(epochs=1, variant="hcld", backbone="lstm"), data)
+    assert a.validation_utt_ids == b.validation_utt_ids and a.validation_utt_ids
+    other = make_data(n=48)
+    test = np.arange(48) % 5 == 1
+    other.train_idx, other.test_idx = np.flatnonzero(~test), np.flatnonzero(test)
+    c = run_trial(best_val(epochs=1, variant="emo_only"), other)
+    assert c.validation_utt_ids != a.validation_utt_ids
+
+
+def test_unseen_test_speakers_get_a_validation_part_of_whole_speakers():
+    data = make_data(test_speakers=[3])
+    result = run_trial(best_val(epochs=1), data)
+    held = {int(data.speaker[int(u[1:])]) for u in result.validation_utt_ids}
+    assert len(held) == 1 and 3 not in held  # round(0.1 x 3) -> at least 1 of the 3 training speakers
+    assert result.sizes["validation"] == int(np.isin(data.speaker, list(held)).sum())
+
+
+def test_data_without_utterance_ids_gives_empty_ids():
+    data = make_data(n=48)
+    data.utt_ids = []
+    result = run_trial(best_val(epochs=1), data)
+    assert result.predictions["utt_id"] == [""] * len(data.test_idx)
+    assert result.validation_utt_ids == [""] * result.sizes["validation"]
+
+
+def test_a_fold_too_small_for_a_validation_part_fails_naming_the_trial():
+    data = make_data(n=48, test_speakers=[0, 1, 2])  # one training speaker: no speaker to hold out
+    with pytest.raises(TrialFailed, match=r"trial hcld .*toy data.*two or more training speakers"):
+        run_trial(best_val(epochs=1), data)
+
+
+def test_artifacts_hold_the_predictions_sizes_and_validation_ids(tmp_path):
+    data = make_data()
+    result = run_trial(best_val(epochs=1), data, artifacts_dir=tmp_path)
+    with np.load(tmp_path / "predictions.npz") as npz:
+        assert set(npz.files) == {"utt_id", "true", "pred", "prob"}
+        assert npz["utt_id"].tolist() == result.predictions["utt_id"]
+        for key in ("true", "pred", "prob"):
+            np.testing.assert_array_equal(npz[key], result.predictions[key])
+            assert npz[key].dtype == result.predictions[key].dtype
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored["predictions"] == "predictions.npz"
+    assert stored["sizes"] == result.sizes and stored["validation_utt_ids"] == result.validation_utt_ids
+    assert stored["reported_epoch"] == 1
