@@ -12,6 +12,7 @@ from grid.report import build_report
 from grid.report.figures import make_figures
 from grid.report.render import WRITERS, write_report
 from grid.report.render.markdown import render_markdown
+from grid.report.stats import DEFAULT_ROPE
 
 
 @click.command()
@@ -22,11 +23,14 @@ from grid.report.render.markdown import render_markdown
               help="File format(s) to write under <results-dir>/<grid>/report/ (repeatable). Default: md. "
                    "html is one self-contained page with the figures embedded.")
 @click.option("--no-figures", is_flag=True, help="Skip the PNG figures (tables only).")
+@click.option("--rope", type=click.FloatRange(min=0.0), default=DEFAULT_ROPE, show_default=True,
+              help="Region of practical equivalence for the Bayesian columns: differences within ± this many "
+                   "percentage points count as equivalent.")
 @input_errors
-def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: bool) -> None:
+def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: bool, rope: float) -> None:
     """Print Table I / Table II, significance and probes for GRID (default: full) and write files."""
     started = time.perf_counter()
-    rep = build_report(results_dir, grid)
+    rep = build_report(results_dir, grid, rope=rope)
     table_seconds = time.perf_counter() - started
     out_dir = rep.grid_dir / "report"
     if not no_figures:

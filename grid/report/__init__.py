@@ -29,9 +29,18 @@ from grid.report.cells import Rows, probe_rows, significance_rows, table1_rows, 
 from grid.report.figures import Figure
 from grid.report.load import latest_outcomes, load_trials, trials_path
 from grid.report.protocol import Protocol, build_protocol
+from grid.report.sensitivity import FAMILIES as SENSITIVITY_FAMILIES
 from grid.report.sensitivity import sensitivity_rows, sensitivity_table
 from grid.report.settings import assign_settings, setting_order
-from grid.report.tables import ablation_table, comparison_table, probe_table, significance_table
+from grid.report.stats import ALPHA, DEFAULT_ROPE, MIN_PAIRS, min_wilcoxon_p
+from grid.report.tables import (
+    SIGNIFICANCE_FAMILIES,
+    ablation_table,
+    comparison_table,
+    probe_table,
+    significance_table,
+    wilcoxon_dropped,
+)
 from hcld.errors import DataError
 
 
@@ -55,6 +64,7 @@ class Report:
     trials_file: Path
     settings: list[str]  # setting labels, in report order
     trials: pl.DataFrame  # one outcome per trial and setting, with `row_backbone` and `setting`
+    rope: float = DEFAULT_ROPE  # ± percentage points of practical equivalence (Bayesian columns)
     sections: tuple[Section, ...] = ()  # what the renderers show, in order (SECTIONS unless a caller chose)
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # by Section.key (numeric, percent)
     protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
@@ -74,26 +84,45 @@ class Report:
         return [(s, table.filter(pl.col("setting") == s)) for s in self.settings]
 
 
+# What every comparison's columns mean; a table's note adds its Holm families.
+COMPARISON_NOTE = (
+    "Each fold is the mean of its seeds; Δ = A − B in percentage points; fold sd Δ = sample std (ddof=1) of "
+    "the fold differences; seed sd A / B = mean over folds of the within-fold sample std across seeds "
+    "(ddof=1). p corrected t: Nadeau–Bengio corrected resampled t-test, t = mean Δ / sqrt((1/J + "
+    "n_test/n_train) s²), df = J − 1, J = paired folds, two-sided: the headline p. p Holm: that p after "
+    "Holm's step-down correction within its family ({families}). Bayes P: Bayesian correlated t-test "
+    "(Benavoli et al. 2017), posterior probability that Δ lies above, inside or below the region of "
+    "practical equivalence ±r pp (r in the headers, `--rope`). p plain t: the ordinary paired t-test over "
+    "folds, anti-conservative because the folds' training sets overlap; for comparison only. "
+    f"Fewer than {MIN_PAIRS} pairs: no test."
+)
+
+
+def _families(families) -> str:
+    return "; ".join(f.description for f in families)
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("table2", "Table II: ablation (emotion and speaker accuracy)",
             build=lambda r: ablation_table(r.trials, r.settings, r.grid), rows=table2_rows,
+            note="Each fold is the mean of its seeds; ours = mean ± sample std over folds (fold spread); seed "
+                 "sd = mean over folds of the within-fold sample std across seeds (seed spread, ddof=1).",
             figures=("confusion", "curves")),
     Section("table1", "Table I: comparison with the paper and the methods it cites",
             build=lambda r: comparison_table(r.tables["table2"], r.settings), rows=table1_rows,
             note="Baseline rows are quoted from the paper's Table I with its reference numbers; they were not re-run.",
             per_setting=False),  # quoted and paper rows are shared by every setting: listed once
     Section("significance", "Significance: HCLD vs EMO-only and vs orth, paired on fold",
-            build=lambda r: significance_table(r.trials, r.settings), rows=significance_rows,
-            note="Paired t-test and Wilcoxon signed-rank (scipy, two-sided) over folds where both variants "
-                 "finished; d_z = mean Δ / sample std of Δ (ddof=1). Fewer than 3 pairs: no p-value."),
+            build=lambda r: significance_table(r.trials, r.settings, r.rope), rows=significance_rows,
+            note=COMPARISON_NOTE.format(families=_families(SIGNIFICANCE_FAMILIES))
+            + " d_z = mean Δ / fold sd Δ."),
     Section("sensitivity", "Sensitivity: does HCLD help under each setting (reading of the paper)?",
-            build=lambda r: sensitivity_table(r.trials, r.settings), rows=sensitivity_rows,
-            note="Per setting and backbone: HCLD's emotion UA minus each control's, in percentage points, "
-                 "paired on fold (t-test and Wilcoxon signed-rank, two-sided; with 5 folds the smallest "
-                 "possible Wilcoxon p is 0.0625), and the speaker probe on X_e of HCLD and EMO-only with "
-                 "their paired difference (lower = less speaker information in the emotion embedding). "
-                 "A control that does not read a swept setting (EMO-only: trunk, temperature) is the "
-                 "same trials in every setting.",
+            build=lambda r: sensitivity_table(r.trials, r.settings, r.rope), rows=sensitivity_rows,
+            note="Per setting and backbone: HCLD's emotion UA minus each control's, and the speaker probe on X_e "
+                 "of HCLD and EMO-only with their paired difference (probe Δ; lower = less speaker information "
+                 "in the emotion embedding). A control that does not read a swept setting (EMO-only: trunk, "
+                 "temperature) is the same trials in every setting. "
+                 + COMPARISON_NOTE.format(families=_families(SENSITIVITY_FAMILIES)),
             per_setting=False),
     Section("probes", "Decoupling probes (linear probes on frozen test embeddings)",
             build=lambda r: probe_table(r.trials, r.tables["table2"]), rows=probe_rows,
@@ -107,18 +136,25 @@ SECTIONS: tuple[Section, ...] = (
 
 
 def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] = SECTIONS,
-                 read_artifacts: bool = True) -> Report:
+                 read_artifacts: bool = True, rope: float = DEFAULT_ROPE) -> Report:
     path = trials_path(results_dir, grid)
     raw = load_trials(path)
     if raw.is_empty():
         raise DataError(f"trials table {path} has no rows")
     outcomes = latest_outcomes(raw)
     trials = assign_settings(outcomes)
-    report = Report(grid=grid, trials_file=path, settings=setting_order(trials), trials=trials, sections=sections)
+    report = Report(grid=grid, trials_file=path, settings=setting_order(trials), trials=trials, sections=sections,
+                    rope=rope)
     for section in sections:
         report.tables[section.key] = section.build(report)
-    report.protocol = build_protocol(raw, outcomes, grid, path, report.tables["table2"],
+    report.protocol = build_protocol(raw, outcomes, grid, path, report.tables, rope=rope,
                                      read_artifacts=read_artifacts)
+    dropped = [s.title.split(":")[0] for s in sections if wilcoxon_dropped(report.tables[s.key])]
+    if dropped:
+        report.notes.append(
+            f"No Wilcoxon signed-rank column in {' and '.join(dropped)}: with n paired folds its smallest "
+            f"two-sided p is 2/2^n ({min_wilcoxon_p(5):.4g} for 5 folds), so with the folds here it could not "
+            f"reach {ALPHA} in any row; it is shown only when some row has enough pairs.")
     report.notes.append(
         "The paper's Table II also prints an unlabelled CNN row (75.03 / 74.27 / 74.98 / 75.01) between "
         "wo.SupCon and wo.LCL; it is kept in grid.report.paper but excluded from every comparison."

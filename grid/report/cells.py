@@ -11,13 +11,16 @@ import math
 import polars as pl
 
 from grid.report import paper
+from grid.report.stats import DEFAULT_ROPE
 from hcld.metrics import ACCURACIES, PROBES
 
 MISSING = "—"  # no finished fold for this cell
 NOT_REPORTED = "-"  # the paper prints "-"
 UNDEFINED = "n/a"  # finished, but the metric is undefined (NaN) or a std of one value
+ONE_SEED = "1 seed"  # a seed spread where every fold ran one seed
 MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, `{UNDEFINED}` "
-                  "undefined (NaN metric, or std of a single fold); [n=k]: metric defined on k folds only")
+                  f"undefined (NaN metric, or std of a single fold), `{ONE_SEED}` no seed spread (one seed per "
+                  "fold); [n=k]: metric defined on k folds only")
 # "emo_wa" -> "Emo WA", ... for every accuracy of hcld.metrics
 METRIC_TITLES = {m: f"{task.capitalize()} {kind.upper()}" for m in ACCURACIES for task, kind in [m.split("_")]}
 
@@ -63,16 +66,32 @@ def fmt_num(x, spec: str = "{:.2f}", absent: str = MISSING) -> str:
     return spec.format(x) if _is_num(x) else absent
 
 
+def fmt_seeds(low, high) -> str:
+    """Seeds per finished fold of a cell: '3', or '2–3' when folds ran different numbers."""
+    if low is None:
+        return MISSING
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def fmt_seed_sd(*spreads) -> str:
+    """One or more seed spreads ('0.41', or '0.41 / 0.37' for A / B); ONE_SEED where none has one."""
+    if not any(_is_num(x) for x in spreads):
+        return ONE_SEED
+    return " / ".join(fmt_num(x, absent=ONE_SEED) for x in spreads)
+
+
 def table2_rows(t: pl.DataFrame) -> Rows:
-    headers = ["Type", "Model", "done/exp", "failed", "missing"]
+    headers = ["Type", "Model", "done/exp", "failed", "missing", "seeds/fold"]
     for m in ACCURACIES:
-        headers += [f"{METRIC_TITLES[m]} (ours)", "paper", "Δ"]
+        headers += [f"{METRIC_TITLES[m]} (ours)", "seed sd", "paper", "Δ"]
     rows = []
     for r in t.iter_rows(named=True):
-        row = [r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}", str(r["n_failed"]), str(r["n_missing"])]
+        row = [r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}", str(r["n_failed"]), str(r["n_missing"]),
+               fmt_seeds(r["n_seeds_min"], r["n_seeds_max"])]
         for m in ACCURACIES:
             row += [
                 fmt_cell(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["n_done"]),
+                fmt_seed_sd(r[f"{m}_seed_sd"]) if r["n_done"] else MISSING,
                 fmt_paper(r[f"{m}_paper"], r["in_paper"]),
                 fmt_diff(r[f"{m}_diff"], r[f"{m}_paper"], r["in_paper"], r[f"{m}_mean"]),
             ]
@@ -95,16 +114,47 @@ def table1_rows(t: pl.DataFrame) -> Rows:
     return headers, rows
 
 
+def comparison_headers(label: str, rope: float, wilcoxon: bool, *, effect_size: bool = True) -> list[str]:
+    """Headers of one paired comparison's cells (`comparison_cells`); each p column names its test."""
+    r = f"{rope:g} pp"
+    return ([f"{label} (pp)", "fold sd Δ", "seed sd A / B", "p corrected t (Nadeau–Bengio)",
+             "p Holm (corrected t)", f"Bayes P(Δ > {r})", f"Bayes P(|Δ| ≤ {r})", f"Bayes P(Δ < −{r})",
+             "p plain t (anti-conservative)"] + (["d_z"] if effect_size else [])
+            + (["p Wilcoxon"] if wilcoxon else []))
+
+
+def comparison_cells(r: dict, key=lambda name: name, wilcoxon: bool = False, *, effect_size: bool = True,
+                     full: int | None = None) -> list[str]:
+    """One paired comparison (grid.report.tables.compare) of row r as cells; `key` maps a column of
+    the comparison to the row's name for it (e.g. 'p_corr' -> 'p_corr_orth'). Δ says on how many
+    folds it rests when that is fewer than `full`."""
+    c = lambda name: r[key(name)]  # noqa: E731
+    n = c("n")
+    if not n:
+        diff = MISSING
+    else:
+        diff = fmt_num(c("mean_diff"), "{:+.2f}") + (f" [n={n}]" if full and n < full else "")
+    cells = [diff, fmt_num(c("sd_diff")), fmt_seed_sd(c("seed_sd_a"), c("seed_sd_b")) if n else MISSING,
+             fmt_p(c("p_corr")), fmt_p(c("p_holm")),
+             *(fmt_num(c(p), "{:.3f}") for p in ("p_better", "p_equiv", "p_worse")), fmt_p(c("p_plain_t"))]
+    if effect_size:
+        cells.append(fmt_num(c("cohen_dz")))
+    if wilcoxon:
+        cells.append(fmt_p(c("p_wilcoxon")))
+    return cells
+
+
 def significance_rows(t: pl.DataFrame) -> Rows:
-    headers = ["Backbone", "Comparison", "Metric", "n pairs", "mean A", "mean B", "mean Δ (pp)", "d_z",
-               "t-test p", "Wilcoxon p", "note"]
+    rope = t["rope"][0] if t.height else DEFAULT_ROPE
+    wilcoxon = "p_wilcoxon" in t.columns
+    headers = (["Backbone", "Comparison", "Metric", "n pairs", "mean A", "mean B"]
+               + comparison_headers("mean Δ", rope, wilcoxon) + ["note"])
     rows = []
     for r in t.iter_rows(named=True):
         rows.append([
             paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"]), r["comparison"], METRIC_TITLES[r["metric"]],
-            str(r["n"]), fmt_num(r["mean_a"]), fmt_num(r["mean_b"]), fmt_num(r["mean_diff"], "{:+.2f}"),
-            fmt_num(r["cohen_dz"]),
-            fmt_p(r["t_p"]), fmt_p(r["wilcoxon_p"]), r["note"],
+            str(r["n"]), fmt_num(r["mean_a"]), fmt_num(r["mean_b"]), *comparison_cells(r, wilcoxon=wilcoxon),
+            r["note"],
         ])
     return headers, rows
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from grid.report.cells import MARKERS_LEGEND
+from grid.report.cells import MARKERS_LEGEND, fmt_seeds
 from grid.report.settings import read_config, swept_keys
 from grid.report.tables import spec_folds
 
@@ -74,10 +74,29 @@ def _swept(outcomes: pl.DataFrame) -> str:
     return "; ".join(f"{k} = {', '.join(v)}" for k, v in values.items())
 
 
+def _statistics(tables: dict[str, pl.DataFrame], rope: float) -> list[tuple[str, str]]:
+    """How the comparisons were made: seeds per fold, the tests, the ROPE, and where the corrected
+    tests' n_test/n_train came from (tallied over the comparisons that had pairs)."""
+    table2 = tables["table2"].filter(pl.col("n_done") > 0)
+    seeds = _tally(fmt_seeds(lo, hi) for lo, hi in zip(table2["n_seeds_min"], table2["n_seeds_max"]))
+    sources = [v for t in tables.values() for c in t.columns if c.startswith("ratio_source")
+               for v in t[c].to_list() if v]
+    return [
+        ("Seeds per fold", f"{seeds} (per cell; seeds are replicates: averaged within a fold before folds are "
+         "meaned or paired; `seed sd` = mean over folds of the within-fold sample std across seeds, ddof=1)"),
+        ("Statistics", "headline p: corrected resampled t-test (Nadeau & Bengio 2003; J = folds, df = J − 1), "
+         "Holm-adjusted within each table's family; Bayesian correlated t-test (Benavoli et al. 2017) with "
+         f"ROPE ±{rope:g} pp (`--rope`); plain paired t shown as anti-conservative; n_test/n_train from "
+         + (_tally(sources) if sources else "no comparison with pairs")),
+    ]
+
+
 def build_protocol(raw: pl.DataFrame, outcomes: pl.DataFrame, grid: str, trials_file: Path,
-                   table2: pl.DataFrame, *, read_artifacts: bool = True) -> Protocol:
+                   tables: dict[str, pl.DataFrame], *, rope: float, read_artifacts: bool = True) -> Protocol:
     """`raw`: every attempt row; `outcomes`: one row per trial (before settings are assigned, so a
-    trial shared by several settings is counted once); `table2`: the ablation table."""
+    trial shared by several settings is counted once); `tables`: the report's tables by section
+    key (Table II's folds and seeds, the comparisons' test/train ratios)."""
+    table2 = tables["table2"]
     df = outcomes
     n_done = df.filter(pl.col("status") == "done").height
     n_failed = df.filter(pl.col("status") == "failed").height
@@ -113,6 +132,7 @@ def build_protocol(raw: pl.DataFrame, outcomes: pl.DataFrame, grid: str, trials_
         ("Optimisation", "; ".join(f"{k} {config_tally(k)}" for k in OPTIMISATION_FIELDS)),
         ("Loss interpretation (config_json)", "; ".join(f"{k} {config_tally(k)}" for k in INTERPRETATION_FIELDS)),
         ("Swept settings", _swept(df)),
+        *_statistics(tables, rope),
     ]
     if read_artifacts and n_done == 0:
         items.append(("As run (result.json)", "no done trials"))

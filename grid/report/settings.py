@@ -2,8 +2,9 @@
 
 A setting is one value of every SETTING_FIELDS column and of every *swept* key: a TrialConfig
 field whose value differs between trials that read it (`hcld.losses.variants.unused_settings`
-says which fields a trial reads). Row axes (backbone, variant) and execution-only fields
-(threads, device, feature placement) never make a setting. A trial that does not read a swept
+says which fields a trial reads). Row axes (backbone, variant), the replicate axis (`seed`: the
+seeds of one fold are replicates, averaged within the fold by grid.report.tables.fold_means) and
+execution-only fields (threads, device, feature placement) never make a setting. A trial that does not read a swept
 key belongs to every setting that agrees on the keys it does read (grid.sweeps' wildcard rule):
 emo_only, run once, is the EMO-only row of every temperature. Nothing else is ever pooled: two
 trials share a setting only if every key they both read is equal. `assign_settings` is the one
@@ -24,13 +25,14 @@ from hcld.errors import ConfigError
 from hcld.losses.variants import unused_settings
 
 ROW_AXES = ("backbone", "variant", "speaker_backbone")  # rows of the tables, not settings
+REPLICATE_AXES = ("seed",)  # replicates within a fold (a `--seeds N` sweep): averaged, not settings
 EXECUTION_FIELDS = ("threads", "device", "feature_placement")  # cannot change what is computed
 # Trials that differ in any of these are different experiments and are never pooled; each is read
 # from the first of its columns the table has a value in. loss_impl is the one asked for (a failed
 # trial has no loss_impl that ran); older tables have only loss_impl.
 SETTING_FIELDS: dict[str, tuple[str, ...]] = {
     "corpus": ("corpus",), "features": ("features",), "fold_scheme": ("fold_scheme",), "epochs": ("epochs",),
-    "seed": ("seed",), "loss_impl": ("loss_impl_requested", "loss_impl"),
+    "loss_impl": ("loss_impl_requested", "loss_impl"),
 }
 
 
@@ -66,7 +68,7 @@ def read_config(text: str | None) -> TrialKeys:
 
 def swept_keys(trials: list[TrialKeys]) -> list[str]:
     """Config fields (TrialConfig order) whose values differ between trials that read them."""
-    skip = set(ROW_AXES) | set(EXECUTION_FIELDS)
+    skip = set(ROW_AXES) | set(REPLICATE_AXES) | set(EXECUTION_FIELDS)
     keys = []
     for f in dataclasses.fields(TrialConfig):
         if f.name in skip:

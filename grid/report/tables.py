@@ -7,14 +7,20 @@ finished folds; NaN metrics are left out of a mean and counted in `<metric>_n`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
+import polars.selectors as cs
 
 from grid.plan import GRIDS
 from grid.report import paper
-from grid.report.stats import PairedTest, paired_test
+from grid.report.stats import DEFAULT_ROPE, WILCOXON_ZEROS, holm, paired_test, wilcoxon_can_reach
 from hcld.data.folds import N_FOLDS
 from hcld.metrics import ACCURACIES, PROBES
 
+CELL = ("setting", "variant", "row_backbone")  # one row of a table; its folds are the pairs
+REPLICATE = "seed"  # trials of one cell and fold that differ in this are replicates, averaged
+FOLD_SIZES = ("n_train", "n_test")  # utterances per fold, when the trials table records them
 SIGNIFICANCE_PAIRS: tuple[tuple[str, str], ...] = (("hcld", "emo_only"), ("hcld", "orth"))
 SIGNIFICANCE_METRICS: tuple[str, ...] = tuple(m for m in ACCURACIES if m.startswith("emo_"))  # emo_wa, emo_ua
 
@@ -57,31 +63,39 @@ def _expected_folds(df: pl.DataFrame, grid: str) -> pl.DataFrame:
 
 
 def _aggregate(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Mean, sample std (ddof=1) and count of defined values per cell, in percent."""
-    done = df.filter(pl.col("status") == "done")
-    aggs = [pl.len().alias("n_done")]
+    """Per cell, over its finished folds (each fold the mean of its seeds, `fold_means`): mean,
+    sample std (ddof=1) and count of defined values, in percent; the seed spread `<c>_seed_sd`
+    (mean over folds of the within-fold std across seeds, null with one seed per fold); the folds
+    done and the fewest / most seeds a done fold has."""
+    aggs = [pl.len().alias("n_done"), pl.col("n_seeds").min().alias("n_seeds_min"),
+            pl.col("n_seeds").max().alias("n_seeds_max")]
     for c in columns:
         aggs += [
             (pl.col(c).mean() * 100).alias(f"{c}_mean"),
             (pl.col(c).std(ddof=1) * 100).alias(f"{c}_std"),
             pl.col(c).count().cast(pl.Int64).alias(f"{c}_n"),
+            (pl.col(f"{c}_seed_sd").mean() * 100).alias(f"{c}_seed_sd"),
         ]
-    return done.group_by("setting", "variant", pl.col("row_backbone").alias("backbone")).agg(aggs)
+    return fold_means(df, columns).group_by(*CELL, maintain_order=True).agg(aggs).rename({"row_backbone": "backbone"})
+
+
+def _failed_folds(df: pl.DataFrame) -> pl.DataFrame:
+    """Per cell, the folds that have a failed trial and no finished one (a fold where one seed
+    failed and another finished is done)."""
+    fold = (*CELL, "fold")
+    done = df.filter(pl.col("status") == "done").select(fold).unique()
+    return (df.filter(pl.col("status") == "failed").select(fold).unique().join(done, on=fold, how="anti")
+            .group_by(*CELL).agg(n_failed=pl.len()).rename({"row_backbone": "backbone"}))
 
 
 def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
     """Table II: every paper cell (and ours-only cells), our mean ± std, the paper's value, Δ."""
     cells = _cells(df, settings, grid)
     stats = _aggregate(df, ACCURACIES)
-    failed = (
-        df.filter(pl.col("status") == "failed")
-        .group_by("setting", "variant", pl.col("row_backbone").alias("backbone"))
-        .agg(n_failed=pl.len())
-    )
     table = (
         cells.join(_expected_folds(df, grid), on="setting", how="left")
         .join(stats, on=["setting", "variant", "backbone"], how="left")
-        .join(failed, on=["setting", "variant", "backbone"], how="left")
+        .join(_failed_folds(df), on=["setting", "variant", "backbone"], how="left")
         .with_columns(pl.col("n_done", "n_failed").fill_null(0).cast(pl.Int64))
         .with_columns(n_missing=pl.max_horizontal(pl.col("n_expected") - pl.col("n_done") - pl.col("n_failed"), 0))
     )
@@ -101,9 +115,9 @@ def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataF
         *(pl.Series(k, v, dtype=pl.Float64) for k, v in paper_cols.items()),
     ).with_columns(*((pl.col(f"{m}_mean") - pl.col(f"{m}_paper")).alias(f"{m}_diff") for m in ACCURACIES))
     order = ["setting", "type", "model", "variant", "backbone", "in_paper", "n_expected", "n_done", "n_failed",
-             "n_missing"]
+             "n_missing", "n_seeds_min", "n_seeds_max"]
     for m in ACCURACIES:
-        order += [f"{m}_mean", f"{m}_std", f"{m}_n", f"{m}_paper", f"{m}_diff"]
+        order += [f"{m}_mean", f"{m}_std", f"{m}_seed_sd", f"{m}_n", f"{m}_paper", f"{m}_diff"]
     return table.sort("setting", "rank").select(order)
 
 
@@ -140,12 +154,23 @@ def comparison_table(table2: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
 
 
 def fold_means(df: pl.DataFrame, metrics: tuple[str, ...]) -> pl.DataFrame:
-    """Done trials' metrics per (setting, variant, row_backbone, fold): the unit a paired test pairs
-    on (a fold that ran twice counts once, as its mean). Sorted: group_by's row order varies from run
-    to run, and a mean over these rows in another order differs in the last bits (committed report
-    CSVs would churn on every regeneration)."""
-    keys = ("setting", "variant", "row_backbone", "fold")
-    return df.filter(pl.col("status") == "done").group_by(*keys).agg(*(pl.col(m).mean() for m in metrics)).sort(*keys)
+    """Done trials per (setting, variant, row_backbone, fold): the unit every fold statistic and
+    paired test uses. Seeds are replicates: each metric is the mean over the fold's seeds (a seed
+    that ran twice counts once, as its mean), `<metric>_seed_sd` their sample std (ddof=1; null
+    with one seed) and `n_seeds` how many there are; `n_train` / `n_test` (when the table has
+    them) the fold's sizes and `fold_scheme` its scheme. Sorted: group_by's row order varies from
+    run to run, and a mean over these rows in another order differs in the last bits (committed
+    report CSVs would churn on every regeneration)."""
+    keys = (*CELL, "fold")
+    sizes = [c for c in FOLD_SIZES if c in df.columns]
+    per_seed = (df.filter(pl.col("status") == "done")
+                .group_by(*keys, REPLICATE).agg(*(pl.col(c).mean() for c in (*metrics, *sizes)),
+                                                pl.col("fold_scheme").first()).sort(*keys, REPLICATE))
+    return per_seed.group_by(*keys, maintain_order=True).agg(
+        pl.len().alias("n_seeds"), pl.col("fold_scheme").first(),
+        *(pl.col(c).mean() for c in (*metrics, *sizes)),
+        *(pl.col(m).std(ddof=1).alias(f"{m}_seed_sd") for m in metrics),
+    )
 
 
 def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b: str) -> pl.DataFrame | None:
@@ -159,9 +184,81 @@ def pair_on_fold(per_fold: pl.DataFrame, setting: str, backbone: str, a: str, b:
     return side_a.join(side_b, on="fold", suffix="_b").sort("fold")
 
 
-def paired_percent(pairs: pl.DataFrame, metric: str) -> PairedTest:
-    """grid.report.stats.paired_test of a's `metric` against b's (`metric`_b), in percent."""
-    return paired_test(*(pairs[c].fill_null(float("nan")).to_numpy() * 100 for c in (metric, f"{metric}_b")))
+def test_train_ratio(pairs: pl.DataFrame) -> tuple[float | None, str]:
+    """n_test / n_train for the corrected tests, and where it came from: the mean over the paired
+    folds of the folds' own sizes when every paired fold records them, else 1/(k - 1) for the k
+    folds of the scheme (hcld.data.folds.N_FOLDS; the folds seen if the scheme is unknown)."""
+    if pairs.is_empty():
+        return None, ""
+    if all(c in pairs.columns for c in FOLD_SIZES) and not pairs.select(FOLD_SIZES).null_count().sum_horizontal()[0]:
+        return float((pairs["n_test"] / pairs["n_train"]).mean()), "fold sizes"
+    k = N_FOLDS.get(pairs["fold_scheme"][0], pairs.height)
+    return 1.0 / (k - 1), f"1/(k-1), k={k}"
+
+
+def compare(pairs: pl.DataFrame, metric: str, rope: float) -> dict:
+    """grid.report.stats.paired_test of a's fold means of `metric` against b's (`metric`_b), in
+    percent, with each side's seed spread (mean over the paired folds of the within-fold std
+    across seeds; None with one seed) and the test/train ratio the corrected tests used."""
+    ratio, source = test_train_ratio(pairs)
+    a, b = (pairs[c].fill_null(float("nan")).to_numpy() * 100 for c in (metric, f"{metric}_b"))
+    test = paired_test(a, b, test_train_ratio=ratio or 0.0, rope=rope)
+    spread = {side: pairs[f"{metric}_seed_sd{suffix}"].mean() for side, suffix in (("a", ""), ("b", "_b"))}
+    return {**test.to_dict(), "seed_sd_a": None if spread["a"] is None else spread["a"] * 100,
+            "seed_sd_b": None if spread["b"] is None else spread["b"] * 100,
+            "test_train_ratio": ratio, "ratio_source": source, "rope": rope}
+
+
+# What `compare` adds to a row, with its types: the CSV columns of every comparison.
+COMPARISON_SCHEMA: dict[str, pl.DataType] = {
+    "n": pl.Int64, "mean_a": pl.Float64, "mean_b": pl.Float64, "mean_diff": pl.Float64, "sd_diff": pl.Float64,
+    "seed_sd_a": pl.Float64, "seed_sd_b": pl.Float64, "cohen_dz": pl.Float64, "t_corr": pl.Float64,
+    "p_corr": pl.Float64, "p_holm": pl.Float64, "p_better": pl.Float64, "p_equiv": pl.Float64,
+    "p_worse": pl.Float64, "p_plain_t": pl.Float64, "p_wilcoxon": pl.Float64, "test_train_ratio": pl.Float64,
+    "ratio_source": pl.String, "rope": pl.Float64, "note": pl.String,
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of comparisons that Holm's correction runs over: the p-values in the `columns`
+    (p column, adjusted column) of every row of a table, one family per distinct value of `by`."""
+
+    description: str
+    columns: tuple[tuple[str, str], ...]
+    by: tuple[str, ...] = ()
+
+
+def adjust_families(table: pl.DataFrame, families: tuple[Family, ...]) -> pl.DataFrame:
+    """The table with each family's Holm-adjusted p columns filled (grid.report.stats.holm)."""
+    adjusted: dict[str, list] = {}
+    for family in families:
+        groups = [tuple(r) for r in table.select(family.by).rows()] if family.by else [()] * table.height
+        for name in (out for _, out in family.columns):
+            adjusted[name] = [None] * table.height
+        for group in dict.fromkeys(groups):
+            cells = [(i, p, out) for i in range(table.height) if groups[i] == group
+                     for p, out in family.columns]
+            for (i, _, out), q in zip(cells, holm([table[p][i] for i, p, _ in cells])):
+                adjusted[out][i] = q
+    return table.with_columns(pl.Series(name, values, dtype=pl.Float64) for name, values in adjusted.items())
+
+
+def drop_unreachable_wilcoxon(table: pl.DataFrame, n_columns: list[str]) -> pl.DataFrame:
+    """The table without its Wilcoxon p columns (and the notes about them) when no row has enough
+    pairs for the test to reach ALPHA (grid.report.stats.min_wilcoxon_p; never with 5 folds)."""
+    n_max = max((n for c in n_columns for n in table[c].drop_nulls().to_list()), default=0)
+    if wilcoxon_can_reach(n_max):
+        return table
+    notes = [c for c in table.columns if c == "note"]
+    return table.drop(cs.starts_with("p_wilcoxon")).with_columns(
+        pl.col(c).replace(WILCOXON_ZEROS, "") for c in notes)
+
+
+def wilcoxon_dropped(table: pl.DataFrame) -> bool:
+    """Whether a comparison table left its Wilcoxon column out (drop_unreachable_wilcoxon)."""
+    return any(c.startswith("p_corr") for c in table.columns) and not any(
+        c.startswith("p_wilcoxon") for c in table.columns)
 
 
 def backbones_of(df: pl.DataFrame) -> list[str]:
@@ -169,8 +266,14 @@ def backbones_of(df: pl.DataFrame) -> list[str]:
     return list(paper.PAPER_BACKBONES) + sorted(set(df["row_backbone"].to_list()) - set(paper.PAPER_BACKBONES))
 
 
-def significance_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
-    """HCLD vs emo_only / orth per backbone, paired on fold (fold means if a fold ran twice)."""
+SIGNIFICANCE_FAMILIES: tuple[Family, ...] = (
+    Family("per setting and metric: every HCLD-vs-control comparison of the table (backbones x controls)",
+           columns=(("p_corr", "p_holm"),), by=("setting", "metric")),
+)
+
+
+def significance_table(df: pl.DataFrame, settings: list[str], rope: float = DEFAULT_ROPE) -> pl.DataFrame:
+    """HCLD vs emo_only / orth per backbone, paired on fold (each fold the mean of its seeds)."""
     per_fold = fold_means(df, SIGNIFICANCE_METRICS)
     rows = []
     for s in settings:
@@ -180,14 +283,13 @@ def significance_table(df: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
                 if pairs is None:
                     continue
                 for m in SIGNIFICANCE_METRICS:
-                    t = paired_percent(pairs, m)
                     rows.append({"setting": s, "backbone": b, "comparison": f"{a_name} vs {b_name}", "metric": m,
-                                 "folds": ",".join(str(f) for f in pairs["fold"].to_list()), **t.to_dict()})
+                                 "folds": ",".join(str(f) for f in pairs["fold"].to_list()),
+                                 **compare(pairs, m, rope)})
     schema = {"setting": pl.String, "backbone": pl.String, "comparison": pl.String, "metric": pl.String,
-              "folds": pl.String, "n": pl.Int64, "mean_a": pl.Float64, "mean_b": pl.Float64,
-              "mean_diff": pl.Float64, "sd_diff": pl.Float64, "cohen_dz": pl.Float64, "t_stat": pl.Float64,
-              "t_p": pl.Float64, "wilcoxon_stat": pl.Float64, "wilcoxon_p": pl.Float64, "note": pl.String}
-    return pl.DataFrame(rows, schema=schema)
+              "folds": pl.String, **COMPARISON_SCHEMA}
+    table = adjust_families(pl.DataFrame(rows, schema=schema), SIGNIFICANCE_FAMILIES)
+    return drop_unreachable_wilcoxon(table, ["n"])
 
 
 def probe_table(df: pl.DataFrame, table2: pl.DataFrame) -> pl.DataFrame:

@@ -15,17 +15,19 @@ from pathlib import Path
 import polars as pl
 
 from grid.report import Report, Section
-from grid.report.cells import MISSING, NOT_REPORTED, UNDEFINED
+from grid.report.cells import MISSING, NOT_REPORTED, ONE_SEED, UNDEFINED
 from grid.report.render._common import title, write_text
 
 FORMAT = "html"
 
 _CODE_SPAN = re.compile(r"`([^`]+)`")
-# A cell that is a number (mean ± std [n=k], a signed Δ, a p-value, done/expected) or a marker.
+# A cell that is a number (mean ± std [n=k], a signed Δ, a p-value, done/expected, seeds 2–3,
+# seed spreads A / B) or a marker.
 _NUMERIC = re.compile(
-    r"[+-]?\d+(\.\d+)?(e[+-]?\d+)?( ± ([\d.]+|n/a))?( \[n=\d+\])?|\d+/\d+"
+    r"[+-]?\d+(\.\d+)?(e[+-]?\d+)?( ± ([\d.]+|n/a))?( \[n=\d+\])?|\d+/\d+|\d+–\d+"
+    rf"|([\d.]+|{ONE_SEED})( / ([\d.]+|{ONE_SEED}))+"
 )
-_MARKERS = {MISSING, NOT_REPORTED, UNDEFINED, ""}
+_MARKERS = {MISSING, NOT_REPORTED, UNDEFINED, ONE_SEED, ""}
 
 _CSS = """
 :root { color-scheme: light; }

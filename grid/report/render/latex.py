@@ -12,7 +12,7 @@ FORMAT = "latex"
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "±": r"$\pm$", "Δ": r"$\Delta$", "—": "---", "×": r"$\times$", "…": r"\ldots{}",
-                  "⚠": "(!)"}
+                  "⚠": "(!)", "–": "--", "−": "$-$", "≤": r"$\le$", "|": r"$|$"}
 
 
 def latex_escape(text: str) -> str:

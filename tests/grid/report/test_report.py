@@ -17,7 +17,7 @@ from scipy import stats as sps
 from grid import report as R
 from grid import trials as store
 from grid.cli.report import report as report_cmd
-from grid.report.cells import MISSING, UNDEFINED
+from grid.report.cells import MISSING, ONE_SEED, UNDEFINED
 from grid.report.load import load_trials
 from grid.report.render import write_report
 from grid.report.render.markdown import render_markdown
@@ -234,16 +234,23 @@ def test_significance_matches_scipy_on_the_paired_folds(rep, md):
     assert (r["n"], r["folds"]) == (4, "0,1,2,3")
     assert r["mean_diff"] == pytest.approx(4.0)
     assert r["cohen_dz"] == pytest.approx(4.0 / math.sqrt(8 / 3))
-    assert r["t_p"] == pytest.approx(sps.ttest_rel(hcld, emo).pvalue)
-    assert r["wilcoxon_p"] == pytest.approx(sps.wilcoxon(hcld, emo).pvalue)
+    assert r["p_plain_t"] == pytest.approx(sps.ttest_rel(hcld, emo).pvalue)
+    # Corrected t (random5, no fold sizes recorded: n_test/n_train = 1/(5-1) = 0.25), J = 4:
+    # t = 4 / sqrt((1/4 + 0.25) * 8/3) = 4 / sqrt(4/3) = 2*sqrt(3), df = 3
+    assert (r["test_train_ratio"], r["ratio_source"]) == (0.25, "1/(k-1), k=5")
+    assert r["t_corr"] == pytest.approx(2 * math.sqrt(3))
+    assert r["p_corr"] == pytest.approx(2 * sps.t.sf(2 * math.sqrt(3), 3))
+    assert "p_wilcoxon" not in sig.columns  # 4 or fewer pairs: it could never reach 0.05
     row = find(md_table(md, "Significance"), Backbone="CNN", Comparison="hcld vs emo_only", Metric="Emo WA")
-    assert (row["n pairs"], row["mean Δ (pp)"], row["t-test p"]) == (
-        "4", "+4.00", f"{sps.ttest_rel(hcld, emo).pvalue:.3g}")
+    assert (row["n pairs"], row["mean Δ (pp)"], row["p corrected t (Nadeau–Bengio)"],
+            row["p plain t (anti-conservative)"], row["seed sd A / B"]) == (
+        "4", "+4.00", f"{2 * sps.t.sf(2 * math.sqrt(3), 3):.3g}", f"{sps.ttest_rel(hcld, emo).pvalue:.3g}", ONE_SEED)
 
     few = find(md_table(md, "Significance"), Backbone="LSTM", Comparison="hcld vs emo_only", Metric="Emo WA")
-    assert few["n pairs"] == "2" and few["t-test p"] == MISSING and "too few pairs" in few["note"]
+    assert few["n pairs"] == "2" and few["p corrected t (Nadeau–Bengio)"] == MISSING
+    assert "too few pairs" in few["note"] and few["p Holm (corrected t)"] == MISSING
     none = find(md_table(md, "Significance"), Backbone="CNN", Comparison="hcld vs orth", Metric="Emo WA")
-    assert (none["n pairs"], none["t-test p"], none["note"]) == ("0", MISSING, "no paired folds")
+    assert (none["n pairs"], none["p corrected t (Nadeau–Bengio)"], none["note"]) == ("0", MISSING, "no paired folds")
 
 
 def test_probe_table(md):
@@ -307,7 +314,7 @@ def test_latex_carries_the_same_cells(rep, tmp_path):
     files = write_report(rep, tmp_path / "out", ["latex", "html", "md"])
     assert [f.name for f in files] == ["report.tex", "report.html", "report.md"]
     tex = (tmp_path / "out" / "report.tex").read_text()
-    assert r"HCLD & CNN & 4/5 & 1 & 0 & 75.00 $\pm$ 4.08 & 75.52 & -0.52" in tex
+    assert r"HCLD & CNN & 4/5 & 1 & 0 & 1 & 75.00 $\pm$ 4.08 & 1 seed & 75.52 & -0.52" in tex
     assert r"icld\_only (ours only)" in tex and r"\begin{tabular}" in tex
 
 
@@ -317,7 +324,7 @@ def test_older_table_without_some_columns_reads_them_as_null(tmp_path):
              "loss_impl": "torch"} for r in hand_rows()]
     rep = R.build_report(write(tmp_path, rows), "g")
     assert rep.trials["loss_impl_requested"].null_count() == rep.trials.height
-    assert rep.settings == ["corpus=iemocap features=hubert fold_scheme=random5 epochs=100 seed=0 loss_impl=torch"]
+    assert rep.settings == ["corpus=iemocap features=hubert fold_scheme=random5 epochs=100 loss_impl=torch"]
     row = find(md_table(render_markdown(rep), "Table II"), Type="HCLD", Model="CNN")
     assert (row["Emo WA (ours)"], row["Spk UA (ours)"], row["failed"]) == ("75.00 ± 4.08", UNDEFINED, "1")
 
@@ -391,7 +398,8 @@ def test_cli_prints_markdown_and_writes_formats(tmp_path):
     result = CliRunner().invoke(report_cmd, ["g", "--results-dir", str(tmp_path), "--format", "md",
                                              "--format", "csv", "--no-figures"])
     assert result.exit_code == 0, result.output
-    assert "## Table II" in result.output and "| HCLD | CNN | 4/5 | 1 | 0 | 75.00 ± 4.08 |" in result.output
+    assert "## Table II" in result.output
+    assert "| HCLD | CNN | 4/5 | 1 | 0 | 1 | 75.00 ± 4.08 | 1 seed |" in result.output
     out = tmp_path / "g" / "report"
     assert sorted(p.name for p in out.iterdir()) == [
         "probes.csv", "report.md", "sensitivity.csv", "significance.csv", "table1.csv", "table2.csv"]

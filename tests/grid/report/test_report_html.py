@@ -155,10 +155,10 @@ def test_cells_match_the_markdown_and_numbers_are_right_aligned(tmp_path):
     table = root.by_id("table2").all("table")[0]
     headers, rows = table_rows(table)
     hcld_cnn = next(r for r in rows if r[:2] == ["HCLD", "CNN"])
-    assert hcld_cnn[5:8] == ["75.00 ± 4.08", "75.52", "-0.52"]
+    assert hcld_cnn[5:10] == ["1", "75.00 ± 4.08", "1 seed", "75.52", "-0.52"]  # seeds/fold, ours, seed sd, paper, Δ
     aligned = {th.text(): "num" in (th.attrs.get("class") or "") for th in table.all("th")}
     assert aligned["Emo WA (ours)"] and aligned["done/exp"] and not aligned["Type"] and not aligned["Model"]
-    sig_headers = [th for th in root.by_id("significance").all("th") if th.text() == "Wilcoxon p"]
+    sig_headers = [th for th in root.by_id("significance").all("th") if th.text() == "p corrected t (Nadeau–Bengio)"]
     assert "num" in sig_headers[0].attrs.get("class", "")  # p-values and their MISSING markers
     assert not root.all("div", **{"class": "warning"})  # this table claims IEMOCAP
     assert_no_markdown_left(root)
@@ -176,7 +176,7 @@ def test_each_setting_is_its_own_section_linked_from_the_contents(tmp_path):
         for key in ("table2", "significance", "probes"):
             assert f"#setting-{index}-{key}" in toc_links
             assert len(section.by_id(f"setting-{index}-{key}").all("table")) == 1
-        emo_wa = {r[1]: r[5] for r in table_rows(section.by_id(f"setting-{index}-table2").all("table")[0])[1]
+        emo_wa = {r[1]: r[6] for r in table_rows(section.by_id(f"setting-{index}-table2").all("table")[0])[1]
                   if r[0] == "HCLD"}
         expected = rep.tables["table2"].filter((pl.col("setting") == setting) & (pl.col("variant") == "hcld")
                                                & (pl.col("backbone") == "cnn"))["emo_wa_mean"].item()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 import pytest
 
@@ -120,13 +118,17 @@ def test_sensitivity_table_gives_paired_differences_per_setting(swept_report):
     by_t = {("0.07" in s.split("temperature=")[1][:4]): r for s, r in
             zip(table["setting"].to_list(), table.iter_rows(named=True))}
     cold, warm = by_t[True], by_t[False]
-    assert cold["diff_emo_only"] == pytest.approx(-10.0) and cold["n_emo_only"] == 5
-    assert warm["diff_emo_only"] == pytest.approx(2.2)
-    assert warm["t_p_emo_only"] < 1e-3  # the gains 2.0 .. 2.4 pp are consistent across folds
-    assert cold["n_multitask"] == 0 and cold["diff_multitask"] is None  # not in this grid
+    assert cold["mean_diff_emo_only"] == pytest.approx(-10.0) and cold["n_emo_only"] == 5
+    assert warm["mean_diff_emo_only"] == pytest.approx(2.2)
+    # the gains 2.0 .. 2.4 pp are consistent across folds; the corrected t is less sure than the plain one
+    assert warm["p_plain_t_emo_only"] < warm["p_corr_emo_only"] < 1e-3
+    assert warm["p_better_emo_only"] > 0.99  # 2.2 pp: above the 1 pp ROPE
+    assert cold["n_multitask"] == 0 and cold["mean_diff_multitask"] is None  # not in this grid
     assert cold["probe_hcld"] == pytest.approx(20.0) and cold["probe_emo_only"] == pytest.approx(40.0)
-    assert cold["probe_diff"] == pytest.approx(-20.0) and cold["probe_t_p"] is None  # identical differences: no test
-    assert not math.isnan(warm["wilcoxon_p_emo_only"])
+    # identical differences: no t test; the Bayesian posterior is a point mass at -20 pp
+    assert cold["mean_diff_probe"] == pytest.approx(-20.0) and cold["p_corr_probe"] is None
+    assert (cold["p_worse_probe"], cold["p_equiv_probe"], cold["p_better_probe"]) == (1.0, 0.0, 0.0)
+    assert not any(c.startswith("p_wilcoxon") for c in table.columns)  # 5 folds: it could never reach 0.05
 
 
 def test_sensitivity_rows_name_settings_by_what_sets_them_apart(swept_report):
