@@ -48,6 +48,7 @@ class GridSpec:
     fold_scheme: str = "random5"
     folds: tuple[int, ...] | None = None  # None: every fold of the scheme
     synth_utterances: int = 1000  # size of the built-in synthetic corpus when no --iemocap is given
+    seeds: int = 1  # training seeds 0..seeds-1 per trial (--seeds overrides): replicates within a fold
 
 
 _DEMO_SCALE = {"model_size": "tiny", "embed_dim": 32, "epochs": 15, "warmup_epochs": 2}
@@ -66,9 +67,10 @@ GRIDS: dict[str, GridSpec] = {
         ),
         GridSpec(
             "demo",
-            "the 75 trials on tiny models, 15 epochs (2 warm-up), 1000-utterance synthetic corpus: "
-            "a CPU-sized first run with every table and test filled",
+            "the 75 trials on tiny models, 15 epochs (2 warm-up), 1000-utterance synthetic corpus, "
+            "3 seeds per fold: a CPU-sized first run with every table and test filled",
             settings=_DEMO_SCALE,
+            seeds=3,
         ),
         GridSpec(
             "smoke",
@@ -80,10 +82,11 @@ GRIDS: dict[str, GridSpec] = {
         GridSpec(
             "readings",
             "which reading of the paper makes HCLD help: trunk (shared | separate) x temperature "
-            "(0.07 | 0.2 | 0.5) over emo_only, multitask, orth and hcld, demo scale",
+            "(0.07 | 0.2 | 0.5) over emo_only, multitask, orth and hcld, demo scale, 3 seeds per fold",
             variants=READINGS_VARIANTS,
             settings=_DEMO_SCALE,
             sweeps={"trunk": ("shared", "separate"), "temperature": (0.07, 0.2, 0.5)},
+            seeds=3,
         ),
     )
 }
@@ -196,6 +199,9 @@ def plan_grid(
             raise HcldError(f"--seeds {seeds}: give at least 1")
         if "seed" in swept or "seed" in overrides:
             raise HcldError("--seeds N and a seed of --sweep/--set both choose the seeds; give one of them")
+    elif "seed" not in swept and "seed" not in overrides:
+        seeds = spec.seeds  # the grid's own replicates, unless a seed is set or swept
+    if seeds is not None and seeds > 1:
         swept["seed"] = tuple(range(seeds))
     if epochs is not None:
         overrides["epochs"] = epochs

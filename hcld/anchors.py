@@ -115,7 +115,8 @@ def _check_folder(path: Path) -> None:
     if not (path / "config.json").is_file():
         raise MissingAssetError(f"RoBERTa folder {path} has no config.json. {HOW_TO_GET}")
     if not any(p.suffix in WEIGHT_SUFFIXES for p in path.iterdir()):
-        raise MissingAssetError(f"RoBERTa folder {path} has no weight file ({', '.join(WEIGHT_SUFFIXES)}). {HOW_TO_GET}")
+        raise MissingAssetError(
+            f"RoBERTa folder {path} has no weight file ({', '.join(WEIGHT_SUFFIXES)}). {HOW_TO_GET}")
 
 
 def _folder_key(path: Path) -> str:

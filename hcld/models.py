@@ -68,7 +68,8 @@ class CNNEncoder(nn.Module):
         self.front = _Front(feat_dim, p.time_stride)
         blocks, channels = [], feat_dim
         for _ in range(p.layers + 1):
-            blocks += [nn.Conv1d(channels, p.width, kernel_size=5, stride=2, padding=2), nn.GELU(), nn.Dropout(p.dropout)]
+            conv = nn.Conv1d(channels, p.width, kernel_size=5, stride=2, padding=2)
+            blocks += [conv, nn.GELU(), nn.Dropout(p.dropout)]
             channels = p.width
         self.convs = nn.Sequential(*blocks)
         self.pooled_dim = 2 * p.width

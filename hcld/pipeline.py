@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from hcld.config import TrialData
 from hcld.errors import DataError
-from hcld.fileio import atomic_path, json_hash
 from hcld.features.store import FeatureSet
+from hcld.fileio import atomic_path, json_hash
 
 SYNTH_MARKER = ".complete"
 PREPARED_MARKER = "prepared.json"
@@ -176,8 +176,8 @@ def _complete_feature_set(manifest, features: str, store_root: Path, checkpoint:
     exactly (its extractor is cheap to build); a HuBERT extractor would load the model, so its
     entry is found by what its key hashes: this manifest, the checkpoint's content, the last layer."""
     from hcld.features import make_extractor
-    from hcld.fileio import file_sha256
     from hcld.features.store import feature_key, is_complete, manifest_digest
+    from hcld.fileio import file_sha256
 
     digest = manifest_digest(manifest)
     if features != "hubert":

@@ -41,11 +41,11 @@ class Rows:
     device: torch.Tensor
 
     @classmethod
-    def of(cls, rows: np.ndarray, device: torch.device) -> "Rows":
+    def of(cls, rows: np.ndarray, device: torch.device) -> Rows:
         rows = np.ascontiguousarray(rows, dtype=np.int64)
         return cls(rows, torch.from_numpy(rows).to(device))
 
-    def __getitem__(self, part: slice) -> "Rows":
+    def __getitem__(self, part: slice) -> Rows:
         return Rows(self.host[part], self.device[part])
 
     def __len__(self) -> int:

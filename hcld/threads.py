@@ -3,8 +3,8 @@ extractor's setting must not leak into the process that called it: tests, the lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

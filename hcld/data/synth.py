@@ -13,7 +13,7 @@ Speech is a source-filter model, synthesised frame by frame (16 ms hop, 32 ms FF
 
 Every utterance also gets its own random level, vowels, syllable timing and background noise,
 and the emotion means overlap, so neither emotion nor speaker is trivially separable (a linear
-probe on mean log-mel fbank lands well below 100% on both; see tests/test_synth.py).
+probe on mean log-mel fbank lands well below 100% on both; see tests/hcld/test_synth.py).
 Numpy only; deterministic per seed (each utterance has its own seeded generator).
 """
 
@@ -270,7 +270,8 @@ def synthesise(rng: np.random.Generator, spk: Speaker, emotion: str, seconds: fl
     p = _draw_prosody(rng, emotion)
     # A voice is never identical twice (posture, effort, microphone distance): timbre varies a little.
     spk = replace(spk, vtl=spk.vtl * float(np.exp(rng.normal(0, 0.04))), tilt=spk.tilt + rng.normal(0, 2.0),
-                  breath=spk.breath * float(np.exp(rng.normal(0, 0.3))), f4_gain=spk.f4_gain * float(np.exp(rng.normal(0, 0.3))))
+                  breath=spk.breath * float(np.exp(rng.normal(0, 0.3))),
+                  f4_gain=spk.f4_gain * float(np.exp(rng.normal(0, 0.3))))
     n = int(seconds * SR)
     nf = n // HOP + 2
     t = np.arange(nf) / nf
@@ -333,7 +334,8 @@ def synthesise(rng: np.random.Generator, spk: Speaker, emotion: str, seconds: fl
     fixed *= 1.0 + spk.f4_gain * np.exp(-0.5 * ((_FREQS - spk.f4) / 250.0) ** 2)
     fixed *= (np.maximum(_FREQS, 100.0) / 500.0) ** (spk.tilt / 6.02)
     fric_env = 3.0 / (1.0 + (rng.uniform(2000, 4500) / np.maximum(_FREQS, 50.0)) ** 4)
-    env = ((voiced_f[:, None] * (numer / np.sqrt(denom)) + (1 - voiced_f[:, None]) * fric_env) * fixed).astype(np.float32)
+    env = ((voiced_f[:, None] * (numer / np.sqrt(denom)) + (1 - voiced_f[:, None]) * fric_env)
+           * fixed).astype(np.float32)
 
     frames = np.lib.stride_tricks.sliding_window_view(excitation, NFFT)[::HOP][:nf] * _WINDOW
     out_frames = np.fft.irfft(np.fft.rfft(frames, axis=1) * env, n=NFFT, axis=1)

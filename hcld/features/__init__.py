@@ -21,8 +21,9 @@ Extractor modules are imported lazily: reading a stored feature set needs numpy 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Extractor:
     def n_frames(self) -> int:
         return self.frames(self.clip_samples)
 
-    def _compute(self, waves: "torch.Tensor", lengths: "torch.Tensor") -> "torch.Tensor":
+    def _compute(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, clip_samples] float32 waves, [B] valid sample counts -> [B, n_frames, dim] float32."""
         raise NotImplementedError
 
@@ -121,7 +122,7 @@ def make_extractor(name: str, *, checkpoint: Path | None = None, **options: Any)
 
 def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, checkpoint: Path | None = None,
                      progress: bool = True, batch_size: int | None = None,
-                     log: Callable[[str], None] | None = None, **options: Any) -> "FeatureSet":
+                     log: Callable[[str], None] | None = None, **options: Any) -> FeatureSet:
     """Features of every manifest row, from the content-addressed store (computed once, then reused).
 
     `options` go to the extractor (e.g. layer=9 for hubert, num_mel_bins=40 for fbank) and into the key.

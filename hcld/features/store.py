@@ -21,10 +21,11 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -223,7 +224,7 @@ def _finish(partial: Path, manifest, ex, digest: str, samples: list[int], *, sec
 
     meta = {"key": partial.name.removesuffix(".partial"), "extractor": ex.name, "config": ex.config,
             "shape": [manifest.height, ex.n_frames, ex.dim], "dtype": "float16", "manifest_hash": digest,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "extract_seconds": round(seconds, 3), "code_version": __version__}
     (partial / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
     (partial / PROGRESS_FILE).unlink()

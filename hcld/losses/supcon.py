@@ -47,7 +47,8 @@ def anchors_with_positive(labels: torch.Tensor) -> torch.Tensor:
 
 
 def supcon_inputs(
-    xe: torch.Tensor, xs: torch.Tensor | None, emotion: torch.Tensor, speaker: torch.Tensor, *, embedding: str, labels: str
+    xe: torch.Tensor, xs: torch.Tensor | None, emotion: torch.Tensor, speaker: torch.Tensor, *,
+    embedding: str, labels: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Pick (embedding, labels) for SupCon from the configuration names (xe|xs, emotion|speaker)."""
     x = xe if embedding == "xe" else xs
