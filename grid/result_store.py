@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_FILE, SCHEMA, now
+from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_FILE, PREDICTIONS_TABLE, SCHEMA, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
@@ -97,7 +97,7 @@ class ResultStore:
         self.folder = Path(folder).absolute()
         self.grid = grid
         self.path = self.folder / "trials.parquet"
-        self.predictions_path = self.folder / "predictions.parquet"
+        self.predictions_path = self.folder / PREDICTIONS_TABLE
 
     def artifacts_dir(self, trial_id: str) -> Path:
         return self.folder / "trials" / trial_id

@@ -74,7 +74,8 @@ SCHEMA = pa.schema(
 
 # One row per test utterance of a done trial (results/<grid>/predictions.parquet), from the trial's
 # artifacts file `predictions.npz` (utt_id, true, pred, prob): the report's paired bootstrap reads it.
-PREDICTIONS_FILE = "predictions.npz"
+PREDICTIONS_FILE = "predictions.npz"  # in a trial's artifacts folder
+PREDICTIONS_TABLE = "predictions.parquet"  # beside trials.parquet
 PREDICTION_SCHEMA = pa.schema(
     [
         ("trial_id", pa.string()),

@@ -27,7 +27,7 @@ import polars as pl
 
 from grid.report.cells import Rows, probe_rows, significance_rows, table1_rows, table2_rows
 from grid.report.figures import Figure
-from grid.report.load import latest_outcomes, load_trials, trials_path
+from grid.report.load import latest_outcomes, load_predictions, load_trials, trials_path
 from grid.report.protocol import Protocol, build_protocol
 from grid.report.sensitivity import FAMILIES as SENSITIVITY_FAMILIES
 from grid.report.sensitivity import sensitivity_rows, sensitivity_table
@@ -41,6 +41,7 @@ from grid.report.tables import (
     significance_table,
     wilcoxon_dropped,
 )
+from grid.trials import PREDICTIONS_TABLE
 from hcld.errors import DataError
 
 
@@ -65,6 +66,7 @@ class Report:
     settings: list[str]  # setting labels, in report order
     trials: pl.DataFrame  # one outcome per trial and setting, with `row_backbone` and `setting`
     rope: float = DEFAULT_ROPE  # ± percentage points of practical equivalence (Bayesian columns)
+    predictions: pl.DataFrame | None = None  # the grid's predictions.parquet (paired bootstrap), if stored
     sections: tuple[Section, ...] = ()  # what the renderers show, in order (SECTIONS unless a caller chose)
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)  # by Section.key (numeric, percent)
     protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
@@ -113,7 +115,8 @@ SECTIONS: tuple[Section, ...] = (
             note="Baseline rows are quoted from the paper's Table I with its reference numbers; they were not re-run.",
             per_setting=False),  # quoted and paper rows are shared by every setting: listed once
     Section("significance", "Significance: HCLD vs EMO-only and vs orth, paired on fold",
-            build=lambda r: significance_table(r.trials, r.settings, r.rope), rows=significance_rows,
+            build=lambda r: significance_table(r.trials, r.settings, r.rope, r.predictions),
+            rows=significance_rows,
             note=COMPARISON_NOTE.format(families=_families(SIGNIFICANCE_FAMILIES))
             + " d_z = mean Δ / fold sd Δ."),
     Section("sensitivity", "Sensitivity: does HCLD help under each setting (reading of the paper)?",
@@ -144,7 +147,7 @@ def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] 
     outcomes = latest_outcomes(raw)
     trials = assign_settings(outcomes)
     report = Report(grid=grid, trials_file=path, settings=setting_order(trials), trials=trials, sections=sections,
-                    rope=rope)
+                    rope=rope, predictions=load_predictions(path.with_name(PREDICTIONS_TABLE)))
     for section in sections:
         report.tables[section.key] = section.build(report)
     report.protocol = build_protocol(raw, outcomes, grid, path, report.tables, rope=rope,

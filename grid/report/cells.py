@@ -144,16 +144,27 @@ def comparison_cells(r: dict, key=lambda name: name, wilcoxon: bool = False, *, 
     return cells
 
 
+def fmt_interval(point: float | None, low: float | None, high: float | None, *, applies: bool) -> str:
+    """'-7.40 [-9.12, -5.61]'; NOT_REPORTED where the interval is not made for this row, MISSING
+    where it is but the predictions it needs are not stored."""
+    if not applies:
+        return NOT_REPORTED
+    if point is None or low is None or high is None:
+        return MISSING
+    return f"{point:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def significance_rows(t: pl.DataFrame) -> Rows:
     rope = t["rope"][0] if t.height else DEFAULT_ROPE
     wilcoxon = "p_wilcoxon" in t.columns
     headers = (["Backbone", "Comparison", "Metric", "n pairs", "mean A", "mean B"]
-               + comparison_headers("mean Δ", rope, wilcoxon) + ["note"])
+               + comparison_headers("mean Δ", rope, wilcoxon) + ["bootstrap 95% CI of pooled ΔUA (pp)", "note"])
     rows = []
     for r in t.iter_rows(named=True):
         rows.append([
             paper.BACKBONE_LABELS.get(r["backbone"], r["backbone"]), r["comparison"], METRIC_TITLES[r["metric"]],
             str(r["n"]), fmt_num(r["mean_a"]), fmt_num(r["mean_b"]), *comparison_cells(r, wilcoxon=wilcoxon),
+            fmt_interval(r.get("boot_diff"), r.get("boot_low"), r.get("boot_high"), applies=r["metric"] == "emo_ua"),
             r["note"],
         ])
     return headers, rows

@@ -25,7 +25,7 @@ MAX_POINTS = 1500  # per projection panel; enough to see clusters, cheap to draw
 # What each kind of figure shows; grid.report.SECTIONS places kinds beside the tables they explain.
 _VERSUS = " vs ".join(VARIANT_LABELS.get(v, v) for v in COMPARED)
 CAPTIONS: dict[str, str] = {
-    "confusion": f"Emotion confusion matrices, {_VERSUS} (row-normalised recall; counts in brackets; folds summed)",
+    "confusion": f"Emotion confusion matrices, {_VERSUS} (row-normalised recall; counts in brackets; every trial summed: folds × seeds)",
     "curves": "Training loss terms per variant, mean over folds",
     "projection": f"PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, {_VERSUS}",
 }
@@ -96,7 +96,7 @@ def _backbones(trials: pl.DataFrame) -> list[str]:
 
 def confusion_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
     summed: dict[str, np.ndarray] = {}
-    folds: dict[str, int] = {}
+    folds: dict[str, int] = {}  # trials summed per variant (folds x seeds)
     for variant in COMPARED:
         for trial in arts.trials(variant, backbone):
             result = arts.result(trial)
@@ -111,7 +111,7 @@ def confusion_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
     fig, axes = plt.subplots(1, len(COMPARED), figsize=(4.2 * len(COMPARED), 4))
     for ax, variant in zip(axes, COMPARED):
         ax.set_title(f"{_label(variant)} / {BACKBONE_LABELS.get(backbone, backbone)}"
-                     f" ({folds.get(variant, 0)} fold{'' if folds.get(variant) == 1 else 's'} summed)", fontsize=9)
+                     f" ({folds.get(variant, 0)} trial{'' if folds.get(variant) == 1 else 's'} summed)", fontsize=9)
         if variant not in summed:
             ax.text(0.5, 0.5, "no finished trials", ha="center", va="center")
             ax.set_axis_off()

@@ -78,3 +78,15 @@ def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
     content = ("grid", "config_json", "variant", "backbone", "corpus", "features", "fold_scheme", "fold", "seed")
     return (chosen.join(counts, on="trial_id", how="left").with_columns(row_backbone=row_backbone)
             .sort(*content, nulls_last=True, maintain_order=True))
+
+
+def load_predictions(path: Path) -> pl.DataFrame | None:
+    """results/<grid>/predictions.parquet (grid.trials.PREDICTION_SCHEMA), or None if the grid has
+    none (trials run before predictions were stored)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"cannot read predictions table {path}: {exc}") from exc

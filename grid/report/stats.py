@@ -202,3 +202,59 @@ def paired_test(a, b, *, test_train_ratio: float, rope: float = DEFAULT_ROPE,
         p_plain_t=plain_paired_t(diff), p_wilcoxon=wilcoxon_p(a, b),
         note=WILCOXON_ZEROS if np.any(diff == 0) else "",
     )
+
+
+# -- secondary evidence: a paired bootstrap over utterances ---------------------------------------
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # fixed: the same predictions give the same interval on every machine
+BOOTSTRAP_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class FoldPredictions:
+    """One fold's test predictions of variants A and B: the true labels of its n utterances, and
+    each side's predictions per seed ([S, n], seeds paired: row s of A and of B share a seed)."""
+
+    true: np.ndarray  # [n] class index
+    pred_a: np.ndarray  # [S, n]
+    pred_b: np.ndarray  # [S, n]
+
+
+def weighted_ua(true: np.ndarray, pred: np.ndarray, weights: np.ndarray, n_classes: int) -> np.ndarray:
+    """UA (mean recall over the classes present) of `pred` [S, n] against `true` [n] with each
+    utterance counted `weights` [B, n] times: [B, S]. Weights of whole counts are a resample."""
+    hits = np.zeros((weights.shape[0], pred.shape[0], n_classes))
+    totals = np.zeros((weights.shape[0], 1, n_classes))
+    for c in range(n_classes):
+        in_class = true == c
+        totals[:, 0, c] = weights @ in_class
+        hits[:, :, c] = weights @ ((pred == c) & in_class).T
+    present = totals > 0
+    recall = np.divide(hits, totals, out=np.zeros_like(hits), where=present)
+    return recall.sum(axis=2) / present.sum(axis=2)
+
+
+def paired_bootstrap_ua(folds: list[FoldPredictions], n_classes: int, *, resamples: int = BOOTSTRAP_RESAMPLES,
+                        seed: int = BOOTSTRAP_SEED, level: float = BOOTSTRAP_LEVEL) -> tuple[float, float, float]:
+    """(ΔUA, low, high) in percentage points: UA of A minus UA of B over the utterances of all
+    folds pooled (each seed's UA, then the mean over seeds), and a percentile interval from
+    resampling utterances with replacement within each fold, the same resample for A and B (paired)
+    and for every seed. Secondary evidence: it treats the test utterances as the only source of
+    variation, not the training sets, so it is narrower than the fold-level tests."""
+    rng = np.random.default_rng(seed)
+    true = np.concatenate([f.true for f in folds])
+    pred_a = np.concatenate([f.pred_a for f in folds], axis=1)
+    pred_b = np.concatenate([f.pred_b for f in folds], axis=1)
+    # One multinomial draw per fold: how often each of its utterances is drawn in each resample.
+    weights = np.concatenate([rng.multinomial(len(f.true), np.full(len(f.true), 1 / len(f.true)), size=resamples)
+                              for f in folds], axis=1).astype(np.float64)
+
+    def delta(w: np.ndarray) -> np.ndarray:  # [B]: ΔUA per resample, mean over seeds
+        return (weighted_ua(true, pred_a, w, n_classes) - weighted_ua(true, pred_b, w, n_classes)).mean(axis=1)
+
+    point = float(delta(np.ones((1, len(true))))[0])
+    deltas = delta(weights)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(deltas, [tail, 100 - tail])
+    return 100 * point, 100 * float(low), 100 * float(high)

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import polars.selectors as cs
 
 from grid.plan import GRIDS
 from grid.report import paper
-from grid.report.stats import DEFAULT_ROPE, WILCOXON_ZEROS, holm, paired_test, wilcoxon_can_reach
+from grid.report.stats import (
+    DEFAULT_ROPE,
+    WILCOXON_ZEROS,
+    FoldPredictions,
+    holm,
+    paired_bootstrap_ua,
+    paired_test,
+    wilcoxon_can_reach,
+)
 from hcld.data.folds import N_FOLDS
+from hcld.labels import EMOTIONS
 from hcld.metrics import ACCURACIES, PROBES
 
 CELL = ("setting", "variant", "row_backbone")  # one row of a table; its folds are the pairs
@@ -272,8 +282,45 @@ SIGNIFICANCE_FAMILIES: tuple[Family, ...] = (
 )
 
 
-def significance_table(df: pl.DataFrame, settings: list[str], rope: float = DEFAULT_ROPE) -> pl.DataFrame:
-    """HCLD vs emo_only / orth per backbone, paired on fold (each fold the mean of its seeds)."""
+BOOTSTRAP_SCHEMA: dict[str, pl.DataType] = {"boot_diff": pl.Float64, "boot_low": pl.Float64,
+                                            "boot_high": pl.Float64}
+
+
+def bootstrap_ua(df: pl.DataFrame, predictions: pl.DataFrame | None, setting: str, backbone: str,
+                 a: str, b: str, folds: list[int]) -> dict:
+    """The paired bootstrap of ΔUA pooled over `folds` (grid.report.stats.paired_bootstrap_ua)
+    from the trials' test predictions, seeds paired by value; nulls when a fold lacks them."""
+    empty = dict.fromkeys(BOOTSTRAP_SCHEMA)
+    if predictions is None or not folds:
+        return empty
+    done = df.filter((pl.col("status") == "done") & (pl.col("setting") == setting)
+                     & (pl.col("row_backbone") == backbone))
+    per_fold = []
+    for fold in folds:
+        sides = {v: done.filter((pl.col("variant") == v) & (pl.col("fold") == fold)).unique("seed").sort("seed")
+                 for v in (a, b)}
+        seeds = sorted(set(sides[a]["seed"].to_list()) & set(sides[b]["seed"].to_list()))
+        preds = {}
+        for v, trials in sides.items():
+            ids = trials.filter(pl.col("seed").is_in(seeds))["trial_id"].to_list()
+            rows = predictions.filter(pl.col("trial_id").is_in(ids)).sort("utt_id")
+            preds[v] = [rows.filter(pl.col("trial_id") == t) for t in ids]
+        frames = preds[a] + preds[b]
+        if not seeds or any(f.is_empty() for f in frames) or any(
+                f["utt_id"].to_list() != frames[0]["utt_id"].to_list() for f in frames):
+            return empty  # a missing or mismatched prediction set: no interval rather than a wrong one
+        per_fold.append(FoldPredictions(
+            true=frames[0]["emotion_true"].to_numpy(),
+            pred_a=np.stack([f["emotion_pred"].to_numpy() for f in preds[a]]),
+            pred_b=np.stack([f["emotion_pred"].to_numpy() for f in preds[b]])))
+    diff, low, high = paired_bootstrap_ua(per_fold, len(EMOTIONS))
+    return {"boot_diff": diff, "boot_low": low, "boot_high": high}
+
+
+def significance_table(df: pl.DataFrame, settings: list[str], rope: float = DEFAULT_ROPE,
+                       predictions: pl.DataFrame | None = None) -> pl.DataFrame:
+    """HCLD vs emo_only / orth per backbone, paired on fold (each fold the mean of its seeds); for
+    emotion UA also the paired bootstrap interval from the test predictions, when stored."""
     per_fold = fold_means(df, SIGNIFICANCE_METRICS)
     rows = []
     for s in settings:
@@ -282,12 +329,14 @@ def significance_table(df: pl.DataFrame, settings: list[str], rope: float = DEFA
                 pairs = pair_on_fold(per_fold, s, b, a_name, b_name)
                 if pairs is None:
                     continue
+                folds = pairs["fold"].to_list()
                 for m in SIGNIFICANCE_METRICS:
+                    boot = (bootstrap_ua(df, predictions, s, b, a_name, b_name, folds) if m == "emo_ua"
+                            else dict.fromkeys(BOOTSTRAP_SCHEMA))
                     rows.append({"setting": s, "backbone": b, "comparison": f"{a_name} vs {b_name}", "metric": m,
-                                 "folds": ",".join(str(f) for f in pairs["fold"].to_list()),
-                                 **compare(pairs, m, rope)})
+                                 "folds": ",".join(str(f) for f in folds), **compare(pairs, m, rope), **boot})
     schema = {"setting": pl.String, "backbone": pl.String, "comparison": pl.String, "metric": pl.String,
-              "folds": pl.String, **COMPARISON_SCHEMA}
+              "folds": pl.String, **COMPARISON_SCHEMA, **BOOTSTRAP_SCHEMA}
     table = adjust_families(pl.DataFrame(rows, schema=schema), SIGNIFICANCE_FAMILIES)
     return drop_unreachable_wilcoxon(table, ["n"])
 

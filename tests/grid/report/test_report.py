@@ -422,3 +422,37 @@ def test_75_trial_grid_fills_every_paper_cell(tmp_path):
     rep = R.build_report(tmp_path, "g")
     render_markdown(rep)
     assert rep.tables["table2"].filter(pl.col("in_paper"))["n_done"].to_list() == [5] * 15
+
+
+def test_significance_gets_a_paired_bootstrap_interval_from_stored_predictions(tmp_path):
+    import numpy as np
+
+    from grid.trials import PREDICTION_SCHEMA
+    from hcld.metrics import unweighted_accuracy
+
+    rng = np.random.default_rng(1)
+    rows, preds, truth = [], [], {f: rng.integers(0, 4, 25) for f in range(5)}
+    pooled = {}
+    for variant, accuracy in (("hcld", 0.9), ("emo_only", 0.5), ("orth", 0.5)):
+        for f in range(5):
+            true = truth[f]
+            pred = np.where(rng.random(25) < accuracy, true, (true + 1) % 4)
+            t = trial(variant, "cnn", f, emo_wa=0.5, emo_ua=float(unweighted_accuracy(true, pred)))
+            rows.append(t)
+            pooled.setdefault(variant, []).append(pred)
+            preds += [{"trial_id": t["trial_id"], "utt_id": f"f{f}-u{i:02d}", "emotion_true": int(true[i]),
+                       "emotion_pred": int(pred[i]), **{f"prob_{e}": 0.25 for e in ("ang", "hap", "neu", "sad")}}
+                      for i in range(25)]
+    write(tmp_path, rows)
+    rep = R.build_report(tmp_path, "g", read_artifacts=False)
+    assert rep.tables["significance"]["boot_diff"].null_count() == rep.tables["significance"].height  # no file
+    pl.DataFrame(preds, schema=dict(pl.from_arrow(PREDICTION_SCHEMA.empty_table()).schema)).write_parquet(
+        tmp_path / "g" / "predictions.parquet")
+    sig = R.build_report(tmp_path, "g", read_artifacts=False).tables["significance"]
+    ua = sig.filter((pl.col("metric") == "emo_ua") & (pl.col("comparison") == "hcld vs emo_only")).row(0, named=True)
+    true = np.concatenate([truth[f] for f in range(5)])
+    want = unweighted_accuracy(true, np.concatenate(pooled["hcld"])) - unweighted_accuracy(
+        true, np.concatenate(pooled["emo_only"]))
+    assert ua["boot_diff"] == pytest.approx(100 * want) and ua["boot_low"] > 0 and ua["boot_high"] > ua["boot_diff"]
+    wa = sig.filter(pl.col("metric") == "emo_wa")
+    assert wa.height == 2 and wa["boot_diff"].null_count() == 2  # UA only

@@ -151,3 +151,43 @@ def test_zero_differences_are_named():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="equal length"):
         paired_test([0.1, 0.2], [0.1], test_train_ratio=RATIO)
+
+
+# -- the paired bootstrap of pooled ΔUA -----------------------------------------------------------
+
+
+def test_weighted_ua_equals_the_ua_of_the_resample_it_stands_for():
+    from grid.report.stats import weighted_ua
+    from hcld.metrics import unweighted_accuracy
+
+    rng = np.random.default_rng(3)
+    true = rng.integers(0, 4, 40)
+    pred = rng.integers(0, 4, (2, 40))
+    counts = rng.multinomial(40, np.full(40, 1 / 40), size=5)
+    got = weighted_ua(true, pred, counts.astype(float), 4)
+    for b in range(5):
+        rows = np.repeat(np.arange(40), counts[b])  # the resample itself, utterance by utterance
+        for s in range(2):
+            assert got[b, s] == pytest.approx(unweighted_accuracy(true[rows], pred[s, rows]), abs=1e-12)
+
+
+def test_paired_bootstrap_pools_folds_averages_seeds_and_is_deterministic():
+    from grid.report.stats import FoldPredictions, paired_bootstrap_ua
+    from hcld.metrics import unweighted_accuracy
+
+    rng = np.random.default_rng(0)
+    folds = []
+    for n in (30, 34):
+        true = rng.integers(0, 4, n)
+        better = np.where(rng.random((2, n)) < 0.8, true, rng.integers(0, 4, (2, n)))
+        worse = np.where(rng.random((2, n)) < 0.4, true, rng.integers(0, 4, (2, n)))
+        folds.append(FoldPredictions(true, better, worse))
+    diff, low, high = paired_bootstrap_ua(folds, 4, resamples=500)
+    true = np.concatenate([f.true for f in folds])
+    by_hand = np.mean([unweighted_accuracy(true, np.concatenate([f.pred_a[s] for f in folds]))
+                       - unweighted_accuracy(true, np.concatenate([f.pred_b[s] for f in folds])) for s in range(2)])
+    assert diff == pytest.approx(100 * by_hand)
+    assert 0 < low < diff < high  # a clear gain: the interval excludes 0
+    assert paired_bootstrap_ua(folds, 4, resamples=500) == (diff, low, high)
+    same = [FoldPredictions(f.true, f.pred_a, f.pred_a.copy()) for f in folds]
+    assert paired_bootstrap_ua(same, 4, resamples=200) == (0.0, 0.0, 0.0)  # paired: no difference, no width
