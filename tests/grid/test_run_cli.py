@@ -100,12 +100,13 @@ def test_sweep_runs_under_both_executors_and_a_new_value_runs_only_new_trials(tm
     assert "4 trials, 3 already done, 1 to run" in out and "1 done, 0 failed" in out
 
 
-def test_best_val_selection_through_the_smoke_grid(tmp_path, data_dir):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_best_val_selection_through_the_smoke_grid(tmp_path, data_dir, executor):
     import numpy as np
 
     results = tmp_path / "results"
-    code, out = invoke("smoke", "--backbones", "cnn", "--variants", "hcld", "--executor", "local",
-                       "--set", "selection=best_val", "--max-failures", "0",
+    code, out = invoke("smoke", "--backbones", "cnn", "--variants", "hcld", "--executor", executor,
+                       "--set", "selection=best_val", "--max-failures", "0", "--no-dashboard",
                        "--data-dir", data_dir, "--results-dir", results)
     assert code == 0, out
     (row,) = rows(results)
@@ -114,6 +115,8 @@ def test_best_val_selection_through_the_smoke_grid(tmp_path, data_dir):
     assert 0.0 <= row["val_emo_ua"] <= 1.0 and 1 <= row["reported_epoch"] <= 2
     with np.load(results / "smoke" / row["artifacts"] / "predictions.npz") as npz:
         assert len(npz["utt_id"]) == row["n_test"] and npz["prob"].shape == (row["n_test"], 4)
+    stored = pq.read_table(results / "smoke" / "predictions.parquet").to_pylist()  # the store took them in
+    assert len(stored) == row["n_test"] and {r["trial_id"] for r in stored} == {row["trial_id"]}
 
 
 def test_bad_settings_fail_at_the_door_before_any_data_work(tmp_path):
