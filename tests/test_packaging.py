@@ -55,3 +55,11 @@ def test_the_trial_path_runs_without_ray_or_polars():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok ")
+
+
+def test_benchmarks_live_only_in_the_benchmarks_package():
+    """Benchmarks and tools stay out of the hashed packages (editing one re-runs no trial) and out
+    of grid/ but for the `hcld-grid bench` registration."""
+    stray = [p.relative_to(REPO).as_posix() for package in ("hcld", "kernels", "grid")
+             for p in (REPO / package).rglob("*bench*")]
+    assert stray == ["grid/cli/bench.py"]
