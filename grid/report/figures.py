@@ -25,7 +25,8 @@ MAX_POINTS = 1500  # per projection panel; enough to see clusters, cheap to draw
 # What each kind of figure shows; grid.report.SECTIONS places kinds beside the tables they explain.
 _VERSUS = " vs ".join(VARIANT_LABELS.get(v, v) for v in COMPARED)
 CAPTIONS: dict[str, str] = {
-    "confusion": f"Emotion confusion matrices, {_VERSUS} (row-normalised recall; counts in brackets; every trial summed: folds × seeds)",
+    "confusion": f"Emotion confusion matrices, {_VERSUS} "
+                 "(row-normalised recall; counts in brackets; every trial summed: folds × seeds)",
     "curves": "Training loss terms per variant, mean over folds",
     "projection": f"PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, {_VERSUS}",
 }
