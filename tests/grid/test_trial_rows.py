@@ -18,7 +18,7 @@ NEW_COLUMNS = ("selection", "n_train", "n_val", "n_test", "val_emo_wa", "val_emo
 
 
 def spec(config):
-    return TrialSpec("t1", "g", config, 0, "k", "v", "/tmp/t1")
+    return TrialSpec("t1", "g", config, 0, "k", "v", "trials/t1")  # artifacts_dir: nothing is written there
 
 
 def result(**extra):
