@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_FILE, PREDICTIONS_TABLE, SCHEMA, now
+from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_TABLE, SCHEMA, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
+from hcld.train import PREDICTIONS_FILE  # the file a trial writes, named where it is written
 
 # -- the lock -------------------------------------------------------------------------------------
 

@@ -73,8 +73,8 @@ SCHEMA = pa.schema(
 )
 
 # One row per test utterance of a done trial (results/<grid>/predictions.parquet), from the trial's
-# artifacts file `predictions.npz` (utt_id, true, pred, prob): the report's paired bootstrap reads it.
-PREDICTIONS_FILE = "predictions.npz"  # in a trial's artifacts folder
+# artifacts file hcld.train.PREDICTIONS_FILE (utt_id, true, pred, prob): the report's paired
+# bootstrap reads it.
 PREDICTIONS_TABLE = "predictions.parquet"  # beside trials.parquet
 PREDICTION_SCHEMA = pa.schema(
     [

@@ -1,6 +1,7 @@
 """The `hcld-grid` command line: one module per command under grid/cli/, options shared in
-grid/cli/options.py. Commands are imported when invoked, so `hcld-grid --help` stays fast and a
-command needs only its own dependencies (`hcld-grid bench` runs on a machine without polars/ray)."""
+grid/cli/options.py. A command's module is imported only when it is invoked (or listed by
+`--help`), so a command needs only its own dependencies: `hcld-grid bench` runs on a machine
+without polars/ray."""
 
 from __future__ import annotations
 
