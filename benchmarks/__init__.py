@@ -1,5 +1,5 @@
 """Every benchmark, outside the library packages (as Liger-Kernel keeps them), so that editing one
-changes no trial id (those hash the files of hcld/ and kernels/). Each module holds its measurement
+changes no trial id (those hash the files of hcld/, kernels included). Each module holds its measurement
 and its click command; `hcld-grid bench NAME` runs them (grid/cli/bench.py registers COMMANDS):
 
     kernels        benchmarks/kernels.py        torch vs torch-compile vs triton, forward+backward

@@ -3,7 +3,7 @@ implementation of each; the benchmark modules import them from here (comma-list 
 grid.cli.options, shared with every command).
 
 Imports only the standard library and click at module level: `hcld-grid bench --help` imports every
-benchmark module, and torch, triton (kernels.tiles) and numpy load when a benchmark runs.
+benchmark module, and torch, triton (hcld.kernels.tiles) and numpy load when a benchmark runs.
 """
 
 from __future__ import annotations
@@ -108,16 +108,16 @@ class StageClock:
 
 
 def dtype_names() -> tuple[str, ...]:
-    """The input dtypes the fused kernels take, by name (kernels.tiles.DTYPE_NAMES): fp32, fp16, bf16.
+    """The input dtypes the fused kernels take, by name (hcld.kernels.tiles.DTYPE_NAMES): fp32, fp16, bf16.
     Imports triton: call it after a CPU run has chosen the interpreter (kernels.interpret_cpu_launches)."""
-    from kernels.tiles import DTYPE_NAMES
+    from hcld.kernels.tiles import DTYPE_NAMES
 
     return tuple(DTYPE_NAMES.values())
 
 
 def torch_dtype(name: str):
-    """'fp32' -> torch.float32 (the inverse of kernels.tiles.DTYPE_NAMES)."""
-    from kernels.tiles import DTYPE_NAMES
+    """'fp32' -> torch.float32 (the inverse of hcld.kernels.tiles.DTYPE_NAMES)."""
+    from hcld.kernels.tiles import DTYPE_NAMES
 
     by_name = {v: k for k, v in DTYPE_NAMES.items()}
     if name not in by_name:

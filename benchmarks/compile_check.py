@@ -90,8 +90,8 @@ def launches(dtype: str, n: int, d: int, sms: int, target) -> list[Launch]:
     `sms` multiprocessors (their count sets the column slices)."""
     import torch
 
-    from kernels import tiles as T
-    from kernels import triton_icld, triton_supcon
+    from hcld.kernels import tiles as T
+    from hcld.kernels import triton_icld, triton_supcon
 
     g = torch.Generator().manual_seed(0)
     x = lambda rows: torch.randn(rows, d, generator=g).to(torch_dtype(dtype)).requires_grad_(True)
@@ -173,7 +173,7 @@ def compile_launch(launch: Launch, target, arch: int) -> dict:
 def _candidate(index: int, precision: str):
     """Launch with the index-th candidate config of every CONFIGS row (the default is index 0; a
     row with fewer candidates keeps its last), under the given fp32 dot precision."""
-    from kernels import tiles as T
+    from hcld.kernels import tiles as T
 
     saved, saved_precision = {k: dict(v) for k, v in T.CONFIGS.items()}, T.FP32_DOT_PRECISION
     T.FP32_DOT_PRECISION = precision
@@ -187,7 +187,7 @@ def _candidate(index: int, precision: str):
 
 
 def candidate_count() -> int:
-    from kernels import tiles as T
+    from hcld.kernels import tiles as T
 
     return max(len(configs) for row in T.CONFIGS.values() for configs in row.values())
 
@@ -196,13 +196,13 @@ def compile_all(arch: int = 90, dtypes=None, n: int = 4096, d: int = 768, sms: i
                 precision: str | None = None, all_configs: bool = False) -> list[dict]:
     """One dict per launched kernel specialisation (see compile_launch for the keys): the default
     configs, or every candidate config with all_configs; dtypes None: every dtype (fp32, fp16, bf16)."""
-    from kernels import interpreting
+    from hcld.kernels import interpreting
 
     if interpreting():
         raise InterpreterActive("compile_check needs TRITON_INTERPRET unset (kernels are decorated at import)")
     from triton.backends.compiler import GPUTarget
 
-    from kernels import tiles as T
+    from hcld.kernels import tiles as T
 
     target = GPUTarget("cuda", arch, 32)
     rows, seen = [], set()
@@ -232,7 +232,7 @@ def format_row(r: dict) -> str:
 @click.option("--sms", type=int, default=H100_SMS, show_default=True,
               help="Multiprocessors assumed for the column slices.")
 @click.option("--precision", type=click.Choice(["ieee", "tf32"]), default=None,
-              help="fp32 dot precision [default: the setting, kernels.tiles.FP32_DOT_PRECISION].")
+              help="fp32 dot precision [default: the setting, hcld.kernels.tiles.FP32_DOT_PRECISION].")
 @click.option("--all-configs", is_flag=True, help="Every candidate tile config, not the defaults.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per kernel instead of the table.")
 def compile_check(arch, dtypes, n, d, sms, precision, all_configs, as_json) -> None:

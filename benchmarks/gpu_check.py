@@ -74,15 +74,15 @@ def run_cases() -> int:
     """Every case, a line each; 0 when all pass, 1 otherwise (or without a CUDA device)."""
     import torch
 
-    import kernels
+    from hcld import kernels
 
     if kernels.interpreting():
         raise click.ClickException("run without TRITON_INTERPRET: this checks the compiled kernels")
     if not torch.cuda.is_available():
         click.echo(NO_CUDA)
         return 1
-    from kernels import reference, triton_icld, triton_supcon
-    from kernels import tiles as T
+    from hcld.kernels import reference, triton_icld, triton_supcon
+    from hcld.kernels import tiles as T
 
     assert kernels.resolve_impl("triton", "cuda") == "triton"
     failures, count = [], 0

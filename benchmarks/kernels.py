@@ -11,8 +11,8 @@ back-to-back calls so that small N measures the kernels, not launch gaps from an
 torch.cuda.max_memory_allocated over one separate forward+backward (inputs included). FLOP/s counts
 the useful work of the loss (`useful_flops`, the same for every impl); `executed_gflop` is what the
 implementation executes (the triton backward recomputes the cosines). The matmul precision is pinned
-(TF32 on or off for torch and triton alike, from kernels.tiles.FP32_DOT_PRECISION) and recorded. A
-triton row records the tile configs it ran with (`tiles`: what kernels.autotune picked on the device
+(TF32 on or off for torch and triton alike, from hcld.kernels.tiles.FP32_DOT_PRECISION) and recorded. A
+triton row records the tile configs it ran with (`tiles`: what hcld.kernels.autotune picked on the device
 during the cell's untimed first call, or the defaults). An out-of-memory is caught and recorded as
 "oom". Rows go to a CSV as they are measured and the table is printed as it goes.
 
@@ -72,7 +72,7 @@ SMALL_N = 4096  # below this a sample is several back-to-back calls
 def impl_names() -> tuple[str, ...]:
     """What a cell can time: the config's loss implementations (kernels.IMPLS: torch, triton) and
     torch-compile."""
-    import kernels
+    from hcld import kernels
 
     return (*kernels.IMPLS, COMPILED)
 
@@ -131,7 +131,7 @@ def executed_flops(loss: str, impl: str, n: int, d: int) -> float:
 
 def precision_label(dtype: str) -> str:
     """The dot precision a cell runs with: fp32 inputs 'ieee' or 'tf32', else the input dtype."""
-    from kernels import tiles
+    from hcld.kernels import tiles
 
     return tiles.FP32_DOT_PRECISION if dtype == "fp32" else dtype
 
@@ -140,7 +140,7 @@ def pin_matmul_precision() -> None:
     """torch's fp32 matmuls use TF32 exactly when the triton kernels do, so the comparison is fair."""
     import torch
 
-    from kernels import tiles
+    from hcld.kernels import tiles
 
     tf32 = tiles.FP32_DOT_PRECISION == "tf32"
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -182,8 +182,8 @@ def loss_fn(loss: str, impl: str, dtype: torch.dtype | None = None, device: str 
     (dtype-matched: see _dtype_matched; dtype None is fp32), torch-compile the compiled reference."""
     import torch
 
-    import kernels
-    from kernels import reference
+    from hcld import kernels
+    from hcld.kernels import reference
 
     if impl == "triton":
         return {"icld": lambda xe, xs, e, s: kernels.icld(xe, xs, e, s, margin=0.2, impl="triton"),
@@ -272,7 +272,7 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
     """The tile configs a triton cell ran with: the tuned pick per kernel, or why the defaults ran."""
     import torch
 
-    from kernels import autotune, tiles
+    from hcld.kernels import autotune, tiles
 
     if not autotune.enabled(torch.device(device)):
         why = f"{autotune.ENV}=0" if torch.device(device).type == "cuda" else "not tuned off a GPU"
@@ -289,7 +289,7 @@ def tiles_label(loss: str, n: int, d: int, dtype: torch.dtype, device: str) -> s
 def _ran(impl: str, device: str) -> str:
     """What a cell's impl executes: kernels.resolve_impl's answer (torch, triton, triton-interpreter),
     or torch-compile."""
-    import kernels
+    from hcld import kernels
 
     return COMPILED if impl == COMPILED else kernels.resolve_impl(impl, device)
 
@@ -297,7 +297,7 @@ def _ran(impl: str, device: str) -> str:
 def run_benchmark(cfg: BenchConfig, on_row: Callable[[dict], None] | None = None) -> list[dict]:
     import torch
 
-    import kernels
+    from hcld import kernels
 
     if torch.device(cfg.device).type == "cuda":
         if kernels.interpreting():
@@ -430,10 +430,10 @@ def kernels_command(ns, ds, dtypes, losses, impls, device, repeats, warmup, max_
     device = device or default_device()
     gpu = device.startswith("cuda")
     if not gpu:
-        from kernels import interpret_cpu_launches
+        from hcld.kernels import interpret_cpu_launches
 
-        interpret_cpu_launches()  # before anything imports a kernel module (kernels.tiles, triton)
-    # parsed here, not by click: the names come from kernels.tiles, which must not load before the line above
+        interpret_cpu_launches()  # before anything imports a kernel module (hcld.kernels.tiles, triton)
+    # parsed here, not by click: the names come from hcld.kernels.tiles, which must not load before the line above
     dtypes = parse_names(dtypes, dtype_names(), "'--dtype'")
     impls = parse_names(impls, impl_names(), "'--impl'") if impls is not None else None
     cfg = BenchConfig(

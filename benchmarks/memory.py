@@ -4,7 +4,7 @@ kernels) against torch (the PyTorch reference), as planned for a GPU but measure
 The fused losses' host code decides every buffer the kernels use (per-row statistics, the
 [slices, rows, D] fp32 gradient slabs, the inverse norms) from the launch plan, which depends only
 on the shapes and the GPU's multiprocessor count. So this runs that host code on CPU tensors as it
-would plan on a GPU with `sms` multiprocessors (kernels.tiles.planning_for) with every kernel
+would plan on a GPU with `sms` multiprocessors (hcld.kernels.tiles.planning_for) with every kernel
 launch replaced by a no-op, and records each torch allocation and free with the profiler: the peak
 of live bytes, inputs and gradients included, is what torch.cuda.max_memory_allocated would report
 for the same call, less the caching allocator's rounding. torch runs for real on CPU, where its
@@ -65,7 +65,7 @@ def peak_mib(step) -> float:
 def _triton(loss: str):
     """The fused loss called directly (kernels' dispatch would pick the reference on a CPU without the
     interpreter; with the launches skipped either way of decorating the kernels allocates alike)."""
-    from kernels import triton_icld, triton_supcon
+    from hcld.kernels import triton_icld, triton_supcon
 
     return {"icld": lambda xe, xs, e, s: triton_icld.icld(xe, xs, e, s, margin=0.2),
             "supcon": lambda x, e: triton_supcon.supcon(x, e),
@@ -86,7 +86,7 @@ def footprint(loss: str, impl: str, n: int, d: int, sms: int = H100_SMS, seed: i
 
     if impl == "torch":
         return peak_mib(step)
-    from kernels import tiles
+    from hcld.kernels import tiles
 
     with launches_skipped(), tiles.planning_for(sms):
         return peak_mib(step)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from grid.result_store import ResultStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SOURCE_PACKAGES = ("hcld", "kernels")  # only code that decides a trial's numbers lives here
+SOURCE_PACKAGES = ("hcld",)  # only code that decides a trial's numbers lives here
 
 # One row per trial attempt. Every column but the config's is written by `trial_row` below; the
 # report reads this schema (older tables lacking a column get it as nulls).
@@ -103,7 +103,7 @@ def source_hash(root: Path = REPO_ROOT) -> str:
 
 
 def code_version() -> str:
-    """Package version + hash of the hcld/ and kernels/ sources: equal for equal code, so a re-run
+    """Package version + hash of the hcld/ sources (the kernels included): equal for equal code, so a re-run
     of unchanged code finds its finished trials, and an edit to the model or a loss re-runs them.
     Benchmarks, the CLI, planning, the store and the report are outside those packages: editing
     them re-runs nothing."""

@@ -73,7 +73,7 @@ class TrialConfig:
     anchor_source: AnchorSource = "auto"  # where LCL's label anchors come from
     anchor_projection: AnchorProjection = "learned"  # how anchors meet X_e (hcld.anchors)
     roberta_path: str | None = None  # local roberta-base folder (see README)
-    loss_impl: LossImpl = "torch"  # implementation of the pairwise losses (kernels/)
+    loss_impl: LossImpl = "torch"  # implementation of the pairwise losses (hcld/kernels/)
     # -- optimisation --------------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 32

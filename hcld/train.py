@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import kernels
+from hcld import kernels
 from hcld import metrics as M
 from hcld.anchors import load_label_anchors
 from hcld.config import TrialConfig, TrialData, TrialResult

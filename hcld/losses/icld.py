@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-import kernels
+from hcld import kernels
 
 
 def icld_loss(

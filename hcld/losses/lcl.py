@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-import kernels
+from hcld import kernels
 
 
 def lcl_loss(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-import kernels
+from hcld import kernels
 from hcld.losses.sampling import ensure_positive_index
 
 

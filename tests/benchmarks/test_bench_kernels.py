@@ -8,7 +8,7 @@ from kernel_testing import import_interpreted
 
 import benchmarks.kernels as bench
 
-import_interpreted("kernels.triton_supcon")  # the kernels decorated for the interpreter, as in the kernel tests
+import_interpreted("hcld.kernels.triton_supcon")  # the kernels decorated for the interpreter, as in the kernel tests
 # triton 3.6's interpreter trips a numpy deprecation on every scalar index; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
 
@@ -47,8 +47,8 @@ def test_bench_kernels_cli_runs_a_tiny_configuration(tmp_path):
 
 
 def test_bench_records_the_tiles_tuning_picked(monkeypatch):
-    from kernels import autotune
-    from kernels import tiles as T
+    from hcld.kernels import autotune
+    from hcld.kernels import tiles as T
 
     autotune.forget()
     monkeypatch.setattr(autotune, "enabled", lambda device: True)
@@ -73,7 +73,7 @@ def test_bench_names_implementations_as_the_config_does(tmp_path):
     """The config's loss implementations (kernels.IMPLS) plus torch-compile; the old names are refused."""
     from click.testing import CliRunner
 
-    import kernels
+    from hcld import kernels
 
     assert bench.impl_names() == (*kernels.IMPLS, "torch-compile") == ("torch", "triton", "torch-compile")
     assert bench._ran("torch-compile", "cpu") == "torch-compile" and bench._ran("torch", "cpu") == "torch"

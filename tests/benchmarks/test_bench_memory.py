@@ -24,7 +24,7 @@ def test_the_measurement_counts_the_kernels_buffers():
     """SupCon at N = 1024, D = 768 on 132 SMs: 16 row blocks, so ceil(132 / 16) = 9 column slices,
     capped by memory at 2N / D = 2: the backward's [2, N, D] fp32 gradient slab (6 MiB) is live
     beside the input and its gradient (3 MiB each)."""
-    from kernels import tiles as T
+    from hcld.kernels import tiles as T
 
     n, d = 1024, 768
     with T.planning_for(132):

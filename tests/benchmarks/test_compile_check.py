@@ -36,7 +36,7 @@ def _tuned(row: dict) -> tuple:
 # (the tuner launches these on a device, so each must be spill-free)
 @pytest.mark.parametrize("precision,dtypes", [("ieee", "fp32,fp16,bf16"), ("tf32", "fp32")])
 def test_launched_kernels_compile_for_an_h100_without_spills(tmp_path, precision, dtypes):
-    from kernels import tiles as T
+    from hcld.kernels import tiles as T
 
     done, rows = _compile_check(tmp_path, "--all-configs", "--precision", precision, "--dtype", dtypes)
     assert done.returncode == 0, done.stdout + done.stderr

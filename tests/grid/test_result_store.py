@@ -43,7 +43,7 @@ def test_code_version_is_package_version_plus_source_hash(monkeypatch):
 def test_code_version_hashes_the_code_that_decides_numbers_and_nothing_else(tmp_path):
     import shutil
 
-    for folder in ("hcld", "kernels", "benchmarks", "grid", "tests"):
+    for folder in ("hcld", "benchmarks", "grid", "tests"):
         shutil.copytree(store_mod.REPO_ROOT / folder, tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__"))
     before = store_mod.source_hash(tmp_path)
@@ -51,7 +51,7 @@ def test_code_version_hashes_the_code_that_decides_numbers_and_nothing_else(tmp_
         with open(tmp_path / tool, "a") as f:
             f.write("\n# an edit to a benchmark, the CLI, the store or a test\n")
     assert store_mod.source_hash(tmp_path) == before  # no trial id changes, no trial re-runs
-    for science in ("hcld/losses/icld.py", "kernels/reference.py", "hcld/data/folds.py"):
+    for science in ("hcld/losses/icld.py", "hcld/kernels/reference.py", "hcld/data/folds.py"):
         text = (tmp_path / science).read_text()
         (tmp_path / science).write_text(text + "\n# an edit\n")
         assert store_mod.source_hash(tmp_path) != before, science

@@ -10,11 +10,11 @@ import pytest
 import torch
 from kernel_testing import GRAD_TOL, import_interpreted, rand_labels, rand_x
 
-from kernels import autotune, reference
-from kernels import tiles as T
+from hcld.kernels import autotune, reference
+from hcld.kernels import tiles as T
 
-triton_supcon = import_interpreted("kernels.triton_supcon")
-triton_icld = import_interpreted("kernels.triton_icld")
+triton_supcon = import_interpreted("hcld.kernels.triton_supcon")
+triton_icld = import_interpreted("hcld.kernels.triton_icld")
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
-import kernels
-from kernels import reference
+from hcld import kernels
+from hcld.kernels import reference
 
-triton_icld = import_interpreted("kernels.triton_icld")
+triton_icld = import_interpreted("hcld.kernels.triton_icld")
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
 
 

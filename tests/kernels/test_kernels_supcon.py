@@ -11,10 +11,10 @@ import pytest
 import torch
 from kernel_testing import GRAD_TOL, SMALL_TILES, LargestTensor, import_interpreted, rand_labels, rand_x
 
-import kernels
-from kernels import reference
+from hcld import kernels
+from hcld.kernels import reference
 
-triton_supcon = import_interpreted("kernels.triton_supcon")
+triton_supcon = import_interpreted("hcld.kernels.triton_supcon")
 # triton 3.6's interpreter trips a numpy deprecation on every scalar index; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
 

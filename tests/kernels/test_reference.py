@@ -1,13 +1,13 @@
 """The PyTorch reference losses against naive per-pair loops in float64 (values and gradients).
 
-The loops transcribe the formulas in kernels/reference.py docstrings one pair at a time, so a
+The loops transcribe the formulas in hcld/kernels/reference.py docstrings one pair at a time, so a
 vectorisation slip in the reference (a mask, a transpose, a mean over the wrong set) shows up here.
 """
 
 import pytest
 import torch
 
-from kernels import reference
+from hcld.kernels import reference
 
 
 def _cos(a, b):

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 import triton
 
-from kernels import tiles as T
+from hcld.kernels import tiles as T
 
 ENV = "HCLD_AUTOTUNE"
 # Below this many rows and columns a launch is a handful of tiles and launch-bound: the tiles change

@@ -9,8 +9,8 @@
 interpreter when TRITON_INTERPRET=1 (how the tests run), and otherwise falls back to the PyTorch
 reference, because compiled Triton needs a GPU. The trainer records the resolved name per trial.
 
-This package imports only torch and triton (never hcld or grid). The Triton modules
-(kernels.triton_icld, kernels.triton_supcon) are imported on first use, so `import kernels`
+This package imports only torch and triton (never the rest of hcld, nor grid). The Triton modules
+(kernels.triton_icld, kernels.triton_supcon) are imported on first use, so `import hcld.kernels`
 neither needs a GPU nor freezes triton's interpreter setting before a caller has chosen it.
 """
 
@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from kernels import reference
+from hcld.kernels import reference
 
 IMPLS = ("torch", "triton")  # hcld.config.LossImpl lists the same two
 
@@ -70,7 +70,7 @@ def icld(
     """kernels.reference.icld, computed by `impl` ("torch" | "triton")."""
     if resolve_impl(impl, xe.device) == "torch" or xe.shape[0] == 0:
         return reference.icld(xe, xs, emotion, speaker, margin=margin, negative=negative)
-    from kernels.triton_icld import icld as fused
+    from hcld.kernels.triton_icld import icld as fused
 
     return fused(xe, xs, emotion, speaker, margin=margin, negative=negative)
 
@@ -79,7 +79,7 @@ def supcon(x: torch.Tensor, labels: torch.Tensor, *, temperature: float = 0.07, 
     """kernels.reference.supcon, computed by `impl` ("torch" | "triton")."""
     if resolve_impl(impl, x.device) == "torch" or x.shape[0] == 0:
         return reference.supcon(x, labels, temperature=temperature)
-    from kernels.triton_supcon import supcon as fused
+    from hcld.kernels.triton_supcon import supcon as fused
 
     return fused(x, labels, temperature=temperature)
 
@@ -95,7 +95,7 @@ def label_contrastive(
     """kernels.reference.label_contrastive, computed by `impl` ("torch" | "triton")."""
     if resolve_impl(impl, x.device) == "torch" or x.shape[0] == 0 or anchors.shape[0] == 0:
         return reference.label_contrastive(anchors, x, labels, temperature=temperature)
-    from kernels.triton_supcon import label_contrastive as fused
+    from hcld.kernels.triton_supcon import label_contrastive as fused
 
     return fused(anchors, x, labels, temperature=temperature)
 

@@ -18,8 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import interpreting
-from kernels.reference import NORM_EPS
+from hcld.kernels import interpreting
+from hcld.kernels.reference import NORM_EPS
 
 # fp32 inputs: "ieee" multiplies exactly (CUDA cores), like the eager reference under PyTorch's
 # default matmul precision; "tf32" uses tensor cores (~10 mantissa bits, ~1e-3 relative error in a

@@ -22,9 +22,9 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import autotune
-from kernels import tiles as T
-from kernels.reference import ICLD_NEGATIVE_FORMS
+from hcld.kernels import autotune
+from hcld.kernels import tiles as T
+from hcld.kernels.reference import ICLD_NEGATIVE_FORMS
 
 
 @triton.jit

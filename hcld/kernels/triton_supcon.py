@@ -26,8 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels import autotune
-from kernels import tiles as T
+from hcld.kernels import autotune
+from hcld.kernels import tiles as T
 
 
 @triton.jit
