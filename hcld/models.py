@@ -92,7 +92,14 @@ class LSTMEncoder(nn.Module):
         self.pooled_dim = 2 * p.width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, _ = self.lstm(self.front(x))
+        x = self.front(x)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN has no bf16 LSTM on CPUs without AVX512-BF16 ("could not create a primitive
+            # descriptor"): the recurrence runs in fp32 there, the rest of the model in bf16
+            with torch.autocast("cpu", enabled=False):
+                h, _ = self.lstm(x.float())
+        else:
+            h, _ = self.lstm(x)
         return h.mean(dim=1)
 
 

@@ -108,6 +108,17 @@ def test_encoders_pool_over_time_so_any_length_works(backbone):
         assert enc(torch.randn(2, t, 8)).shape == (2, enc.pooled_dim)
 
 
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_every_encoder_runs_and_trains_under_cpu_bf16_autocast(backbone):
+    """precision=bf16 on a CPU: oneDNN's bf16 LSTM needs AVX512-BF16, which many CPUs lack."""
+    enc = build_encoder(backbone, 8, size_preset("tiny"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pooled = enc(torch.randn(2, 16, 8))
+    pooled.float().sum().backward()
+    assert torch.isfinite(pooled).all()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.parameters())
+
+
 @pytest.mark.parametrize("trunk", ["shared", "separate"])
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_gradients_reach_every_encoder(backbone, trunk):
