@@ -15,7 +15,8 @@
 # what tuning the tiles gains.
 # Needs torch, triton, numpy and click only (no ray, polars, install or download): `hcld-grid bench`
 # imports no ray or polars (tests/benchmarks/test_bench_cli.py checks that).
-# The sizes can be overridden (e.g. DEVICE=cpu and tiny sizes for a plumbing check without a GPU).
+# PYTHON picks the interpreter (default: `python` on PATH). The sizes can be overridden (e.g.
+# DEVICE=cpu and tiny sizes for a plumbing check without a GPU).
 set -u
 
 out=${OUT:-results/bench/device}
@@ -26,6 +27,7 @@ kernel_dtypes=${KERNEL_DTYPES:-fp32,bf16}
 step_args=${STEP_ARGS:---rows 1024 --cuda-steps 10}
 tuned_ns=${TUNED_NS:-4096,16384}
 tuned_dtypes=${TUNED_DTYPES:-fp32}
+python=${PYTHON:-python}
 steps=" ${STEPS:-gpu-test kernels steps kernels-tuned} "  # a rerun can name only the steps it needs
 mkdir -p "$out"
 unset TRITON_INTERPRET  # the compiled kernels, not the interpreter
@@ -33,7 +35,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TRANSFORMER
 
 # `hcld-grid bench` without installing the package: the CLI's module entry
 # (an array, not a function: `timeout` runs commands, not shell functions)
-bench=(python -m grid.cli bench)
+bench=("$python" -m grid.cli bench)
 
 want() { [[ $steps == *" $1 "* ]]; }
 
@@ -49,7 +51,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log, record status a
 
 {
     nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,driver_version --format=csv 2>&1 || true
-    python -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__,
+    "$python" -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__,
 "cuda", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device")'
 } > "$out/device.txt"
 cat "$out/device.txt"

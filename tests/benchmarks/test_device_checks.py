@@ -4,6 +4,7 @@
 import csv
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -11,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_device_checks_script_runs_every_step_and_writes_its_tables(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.update(OUT=str(tmp_path), DEVICE="cpu", KERNEL_NS="16", KERNEL_DS="8", KERNEL_DTYPES="fp32",
+    env.update(OUT=str(tmp_path), PYTHON=sys.executable, DEVICE="cpu",
+               KERNEL_NS="16", KERNEL_DS="8", KERNEL_DTYPES="fp32",
                STEP_ARGS="--rows 64 --steps 1 --eval-batches 1 --model-size tiny --frames 20 --dim 16 "
                          "--backbone cnn --grid smoke", TUNED_NS="16", TUNED_DTYPES="fp32")
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_checks.sh")], cwd=ROOT, env=env,
