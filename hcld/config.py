@@ -74,6 +74,14 @@ class TrialConfig:
     anchor_projection: AnchorProjection = "learned"  # how anchors meet X_e (hcld.anchors)
     roberta_path: str | None = None  # local roberta-base folder (see README)
     loss_impl: LossImpl = "torch"  # implementation of the pairwise losses (hcld/kernels/)
+    # weight of each term in the total (hcld.losses.variants); 1 = the paper's plain sum. A weight
+    # applies only where the variant has the term (else it is an unused setting); the emotion CE
+    # keeps weight 1: the scale the others are relative to. `hcld-grid tune` searches them.
+    weight_spk_ce: float = 1.0
+    weight_icld: float = 1.0
+    weight_supcon: float = 1.0
+    weight_lcl: float = 1.0
+    weight_orth: float = 1.0
     # -- optimisation --------------------------------------------------------------------------
     epochs: int = 100
     batch_size: int = 32
@@ -88,6 +96,10 @@ class TrialConfig:
     # share of the outer training set held out as the validation part; read with best_val only
     # (an unused setting under final: hcld.losses.variants.unused_settings)
     validation_share: float = 0.1
+    # False: the test fold is never evaluated (a tune's search trials, grid.tune): the trial reports
+    # the best_val epoch's validation scores only, its test metrics are NaN and no predictions are
+    # written. Needs selection=best_val (something must choose the epoch without the test fold).
+    evaluate_test: bool = True
     # -- execution (does not change what is computed, up to rounding) ----------------------------
     precision: Precision = "fp32"  # bf16: autocast of the model's forward (hcld.train)
     feature_placement: FeaturePlacement = "auto"  # device: features resident on the trial's device
@@ -100,6 +112,9 @@ class TrialConfig:
         if self.speaker_backbone is not None and self.trunk != "separate":
             raise ConfigError(f"speaker_backbone={self.speaker_backbone!r} needs trunk=separate "
                               f"(a shared trunk has one backbone: {self.backbone!r})")
+        if not self.evaluate_test and self.selection != "best_val":
+            raise ConfigError("evaluate_test=False needs selection=best_val: without the test fold only "
+                              "the validation part can choose the reported epoch")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,6 +145,8 @@ _LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "seed": (0, True),
     "threads": (1, True),
     "validation_share": (0.0, False),
+    # > 0: a zero weight would turn a term off, i.e. be another variant (choose that by name)
+    **{f"weight_{term}": (0.0, False) for term in ("spk_ce", "icld", "supcon", "lcl", "orth")},
 }
 _UPPER_BOUNDS: dict[str, tuple[float, bool]] = {
     "validation_share": (1.0, False),  # something must be left to train on

@@ -11,6 +11,9 @@ The reported epoch (TrialConfig.selection):
   the earliest) is kept as a copy of its state on the CPU; after the last epoch that state is
   restored and the test fold evaluated once. No feature of a test row is read before then (the
   split reads the fold's row numbers and speaker ids only, to mirror its design).
+- best_val with evaluate_test=False (a tune's search trial): as best_val, but the test fold is
+  never evaluated: the result holds the chosen epoch's validation scores, NaN test metrics, no
+  probes, confusions or predictions.
 After training, linear probes on frozen embeddings measure decoupling (hcld.metrics): fit on the
 rows trained on, scored on the test fold, with the reported epoch's model. The result carries the
 part sizes and the test fold's per-utterance predictions (predictions.npz in the artifacts).
@@ -49,6 +52,7 @@ from hcld.losses.variants import (
     LossWeights,
     loss_terms,
     uses_speaker_branch,
+    loss_weights,
     variant_weights,
     weighted_total,
 )
@@ -76,7 +80,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     _check_inputs(config, data, name)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    weights = variant_weights(config.variant)
+    weights = loss_weights(config)
 
     train_idx = np.asarray(data.train_idx, dtype=np.int64)
     test_idx = np.asarray(data.test_idx, dtype=np.int64)
@@ -123,7 +127,8 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
             val_eval = evaluate(model, source, val_idx, class_to_spk, config.batch_size, config.precision)
             scores = _validation_scores(val_eval, data, val_idx)
             if best is None or scores["val_emo_ua"] > best[1]:  # strictly better: ties keep the earliest
-                best = (epoch, scores["val_emo_ua"], _state_copy(model))
+                # a search trial never restores it: no copy
+                best = (epoch, scores["val_emo_ua"], _state_copy(model) if config.evaluate_test else None)
         else:
             evaluation = evaluate(model, source, test_idx, class_to_spk, config.batch_size, config.precision)
             scores = _scores(evaluation, data, speakers_seen)
@@ -133,6 +138,20 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
         if on_epoch is not None:
             on_epoch(dict(row))
 
+    if not config.evaluate_test:  # a search trial: the chosen epoch's validation scores, nothing of the test fold
+        reported_epoch = best[0]
+        metrics = {m: math.nan for m in M.METRICS}
+        metrics |= {k: curves[reported_epoch - 1][k] for k in M.VALIDATION_METRICS}
+        result = TrialResult(metrics=metrics, curves=curves, confusion_emotion=[], confusion_speaker=[],
+                             reported_epoch=reported_epoch, seconds=time.perf_counter() - started,
+                             device=describe_device(device), anchor_source=anchor_source,
+                             loss_impl=kernels.resolve_impl(config.loss_impl, device),
+                             sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)},
+                             validation_utt_ids=_utt_ids(data, val_idx))
+        if artifacts_dir is not None:
+            Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
+            write_json_atomic(Path(artifacts_dir) / "result.json", dataclasses.asdict(result), indent=1)
+        return result
     if select:  # the chosen epoch's model, then the test fold, once
         reported_epoch, _, state = best
         model.load_state_dict(state)

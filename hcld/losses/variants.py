@@ -3,8 +3,10 @@ weighted total, and which trial settings a variant does not read.
 
     L = w_emo·L_emo + w_spk·L_spe + w_icld·L_CLD + w_supcon·L_SCL + w_lcl·L_Label + w_orth·L_orth
 
-with every paper weight 1 as printed (L = L_task + L_CLD + L_SCL + L_Label). A term whose weight
-is 0 is not computed at all; its curve value is NaN ("not part of this variant").
+with every paper weight 1 as printed (L = L_task + L_CLD + L_SCL + L_Label). A variant says which
+terms are present (weight 1 or 0); a trial's weights (`loss_weights`) scale the present ones by its
+TrialConfig.weight_* settings. A term whose weight is 0 is not computed at all; its curve value is
+NaN ("not part of this variant").
 """
 
 from __future__ import annotations
@@ -66,7 +68,20 @@ assert set(VARIANTS) == set(choices(Variant)), "hcld.config.Variant lists the va
 
 
 def variant_weights(name: str) -> LossWeights:
+    """Which terms a variant has (weight 1) and lacks (0)."""
     return VARIANTS[name]  # TrialConfig has checked the name
+
+
+# LossWeights field -> the TrialConfig setting that scales it (task_emo: fixed at 1, the reference)
+WEIGHT_SETTINGS: dict[str, str] = {"task_spk": "weight_spk_ce", "icld": "weight_icld", "supcon": "weight_supcon",
+                                   "lcl": "weight_lcl", "orth": "weight_orth"}
+
+
+def loss_weights(config: TrialConfig) -> LossWeights:
+    """The weights a trial trains with: its variant's terms, each scaled by its weight_* setting."""
+    base = variant_weights(config.variant)
+    scale = {term: getattr(config, setting) for term, setting in WEIGHT_SETTINGS.items()}
+    return LossWeights(**{f.name: getattr(base, f.name) * scale.get(f.name, 1.0) for f in fields(LossWeights)})
 
 
 def uses_speaker_branch(config: TrialConfig) -> bool:
@@ -81,6 +96,7 @@ _TERM_SETTINGS: dict[str, tuple[str, ...]] = {
     "supcon": ("supcon_embedding", "supcon_labels", "ensure_positives"),
     "lcl": ("anchor_source", "anchor_projection", "roberta_path"),
 }
+_TERM_SETTINGS = {term: (*_TERM_SETTINGS.get(term, ()), weight) for term, weight in WEIGHT_SETTINGS.items()}
 
 
 def unused_settings(config: TrialConfig) -> frozenset[str]:

@@ -17,8 +17,10 @@ from hcld.losses.task import cross_entropy
 from hcld.losses.variants import (
     TERM_NAMES,
     VARIANTS,
+    WEIGHT_SETTINGS,
     canonical,
     loss_terms,
+    loss_weights,
     unused_settings,
     variant_weights,
     weighted_total,
@@ -366,3 +368,42 @@ def test_canonical_resets_only_unused_settings():
     assert canonical(c) == TrialConfig(variant="emo_only", lr=1e-3)
     h = TrialConfig(variant="hcld", temperature=0.5, trunk="separate")
     assert canonical(h) == h
+
+
+# -- per-term weights (TrialConfig.weight_*) --------------------------------------------------------
+
+
+def test_trial_weights_scale_each_present_term_and_leave_absent_ones_off():
+    out = _model_out()
+    emo, spk = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]), torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
+    scale = {"weight_spk_ce": 0.5, "weight_icld": 2.0, "weight_supcon": 3.0, "weight_lcl": 0.25, "weight_orth": 7.0}
+    for variant in ("emo_only", "orth", "hcld"):
+        config = TrialConfig(variant=variant, **scale)
+        terms = loss_terms(out, emo, spk, config, loss_weights(config))
+        assert set(terms) == set(loss_terms(out, emo, spk, config, variant_weights(variant)))  # same terms
+        curve_name = {"task_spk": "loss_spk_ce", "icld": "loss_icld", "supcon": "loss_supcon", "lcl": "loss_lcl",
+                      "orth": "loss_orth"}
+        by_hand = float(terms["loss_emo_ce"].detach())  # the emotion CE keeps weight 1
+        by_hand += sum(scale[setting] * float(terms[curve_name[term]].detach())
+                       for term, setting in WEIGHT_SETTINGS.items() if curve_name[term] in terms)
+        total = float(weighted_total(terms, loss_weights(config)).detach())
+        assert total == pytest.approx(by_hand, rel=1e-6), variant
+    assert loss_weights(TrialConfig(variant="hcld")) == variant_weights("hcld")  # defaults: the paper's sum
+
+
+def test_a_weight_is_an_unused_setting_where_the_variant_lacks_its_term():
+    assert {"weight_spk_ce", "weight_icld", "weight_supcon", "weight_lcl", "weight_orth"} <= unused_settings(
+        TrialConfig(variant="emo_only"))
+    orth = unused_settings(TrialConfig(variant="orth"))
+    assert "weight_orth" not in orth and "weight_spk_ce" not in orth and "weight_icld" in orth
+    hcld = unused_settings(TrialConfig(variant="hcld"))
+    assert not {"weight_spk_ce", "weight_icld", "weight_supcon", "weight_lcl"} & hcld and "weight_orth" in hcld
+    assert canonical(TrialConfig(variant="multitask", weight_icld=3.0)) == TrialConfig(variant="multitask")
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0])
+def test_a_weight_must_be_positive(value):
+    from hcld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weight_supcon"):
+        TrialConfig(weight_supcon=value)

@@ -373,3 +373,39 @@ def test_artifacts_hold_the_predictions_sizes_and_validation_ids(tmp_path):
     assert stored["predictions"] == "predictions.npz"
     assert stored["sizes"] == result.sizes and stored["validation_utt_ids"] == result.validation_utt_ids
     assert stored["reported_epoch"] == 1
+
+
+# -- evaluate_test=False: a tune's search trial ------------------------------------------------------
+
+
+def test_a_search_trial_reports_validation_scores_only_and_never_reads_a_test_feature(tmp_path):
+    data = make_data()
+    guard = FoldReadGuard(data, epochs=4)
+    config = best_val(epochs=4, lr=3e-3, evaluate_test=False, feature_placement="host")
+    result = run_trial(config, data, on_epoch=guard.on_epoch, artifacts_dir=tmp_path)
+    assert guard.before == 0 and guard.after == 0  # no test row, ever
+    with_test = run_trial(best_val(epochs=4, lr=3e-3, feature_placement="host"), make_data())
+    assert result.reported_epoch == with_test.reported_epoch  # the same training, the same choice
+    assert result.curves == [{**row, "seconds": r["seconds"]} for row, r in zip(with_test.curves, result.curves)]
+    assert result.metrics["val_emo_ua"] == with_test.metrics["val_emo_ua"]
+    from hcld.metrics import METRICS
+
+    assert all(math.isnan(result.metrics[m]) for m in METRICS)
+    assert result.confusion_emotion == [] and result.predictions == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]  # no predictions, no embeddings
+
+
+def test_a_search_trial_does_not_depend_on_the_test_labels():
+    data = make_data()
+    relabelled = make_data()
+    relabelled.emotion[relabelled.test_idx] = (relabelled.emotion[relabelled.test_idx] + 1) % 4
+    config = best_val(epochs=3, lr=3e-3, evaluate_test=False)
+    a, b = run_trial(config, data), run_trial(config, relabelled)
+    assert json.dumps(a.metrics) == json.dumps(b.metrics) and a.reported_epoch == b.reported_epoch
+
+
+def test_evaluate_test_false_needs_best_val():
+    from hcld.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="evaluate_test=False needs selection=best_val"):
+        tiny(evaluate_test=False)
