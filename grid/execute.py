@@ -27,10 +27,10 @@ from typing import Any
 
 from grid.progress import Progress
 from grid.result_store import ResultStore
-from grid.trials import ExperimentLike, TrialSpec, outcome_of, trial_row
+from grid.trials import FINISHED, ExperimentLike, TrialSpec, outcome_of, trial_row
 from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
-from hcld.metrics import METRICS
+from hcld.metrics import METRICS, VALIDATION_METRICS
 
 TRIAL_FN_ENV = "HCLD_GRID_TRIAL_FN"  # "module:function": swap the trial function (tests, benchmarks)
 EXECUTORS = ("ray", "local")  # ray: Ray Tune, trials in parallel; local: this process, one at a time
@@ -195,6 +195,29 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
 FINAL_KEY = "hcld_final"  # marks the trainable's last report, the one that carries the outcome
 
 
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Ray Tune's ASHAScheduler on a per-epoch metric, run separately in every group (a tune's
+    backbone x variant x outer fold: grid.tune), with the same settings for every group: a
+    variant's trials compete with each other only, never with another variant's. A trial it stops
+    is recorded as "stopped" with the best value of the metric it reached (and that epoch)."""
+
+    metric: str  # a per-epoch metric the trial reports (mode max), e.g. val_emo_ua
+    max_t: int  # epochs of a trial that is never stopped
+    group_of: dict[str, str]  # trial_id -> its group's label
+    grace_period: int = 1  # epochs before the first rung
+    reduction_factor: int = 3  # each rung keeps the best 1/reduction_factor of the trials that reach it
+
+    @classmethod
+    def for_epochs(cls, metric: str, epochs: int, group_of: dict[str, str]) -> EarlyStopping:
+        """Rungs at a quarter of the epochs and 3x on (15 epochs: rungs at 3 and 9)."""
+        return cls(metric, epochs, group_of, grace_period=max(1, epochs // 4))
+
+    def describe(self) -> str:
+        return (f"ASHA per group on {self.metric}: grace period {self.grace_period} epochs, reduction factor "
+                f"{self.reduction_factor}, max {self.max_t} epochs")
+
+
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
@@ -254,11 +277,12 @@ def _store_callback_class():
     class StoreCallback(tune.Callback):
         """Runs in the driver: turns Tune's trial events into store rows and progress lines."""
 
-        def __init__(self, by_id, experiment, store, progress, max_failures):
+        def __init__(self, by_id, experiment, store, progress, max_failures, stopping=None):
             self.by_id, self.experiment, self.store = by_id, experiment, store
-            self.progress, self.max_failures = progress, max_failures
+            self.progress, self.max_failures, self.stopping = progress, max_failures, stopping
             self.started: dict[str, float] = {}
             self.failures: dict[str, int] = {}
+            self.best: dict[str, dict] = {}  # with early stopping: each trial's best epoch so far
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = self.by_id[trial.config["trial_id"]]
@@ -269,7 +293,7 @@ def _store_callback_class():
 
         def _record(self, spec, row, *, will_retry: bool = False) -> None:
             self.store.append([row])
-            if row["status"] == "done":
+            if row["status"] in FINISHED:
                 self.progress.finish(spec.trial_id, spec.label, row)
             else:
                 self.progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
@@ -285,6 +309,25 @@ def _store_callback_class():
             self.started[spec.trial_id] = now
             self._record(spec, row, will_retry=will_retry)
 
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if self.stopping is None or FINAL_KEY in result:
+                return
+            value = result.get(self.stopping.metric)
+            tid = trial.config["trial_id"]
+            best = self.best.setdefault(tid, {"epochs_run": 0})
+            best["epochs_run"] = int(result.get("epoch", best["epochs_run"] + 1))
+            if value is not None and math.isfinite(value) and value > best.get(self.stopping.metric, -math.inf):
+                best.update({k: result.get(k) for k in VALIDATION_METRICS}, reported_epoch=best["epochs_run"])
+
+        def _stopped_row(self, spec, attempt: int) -> dict:
+            """The row of a trial the scheduler ended: its best epoch's validation scores so far."""
+            best = self.best.pop(spec.trial_id)
+            now = time.perf_counter()
+            outcome = {**{m: math.nan for m in METRICS}, "device": None, "loss_impl": None,
+                       **{k: best.get(k) for k in (*VALIDATION_METRICS, "reported_epoch", "epochs_run")}}
+            return trial_row(spec, self.experiment, attempt=attempt, seconds=now - self.started.get(spec.trial_id, now),
+                             outcome=outcome, status="stopped")
+
         def on_trial_recover(self, iteration, trials, trial, **info):
             self._failed(trial, will_retry=True)
 
@@ -298,6 +341,8 @@ def _store_callback_class():
             if last.get(FINAL_KEY):
                 row = trial_row(spec, self.experiment, attempt=attempt,
                                seconds=last["trial_seconds"], outcome=last)
+            elif self.stopping is not None and spec.trial_id in self.best:
+                row = self._stopped_row(spec, attempt)
             else:
                 row = trial_row(spec, self.experiment, attempt=attempt, seconds=0.0,
                                error="trial ended without reporting its outcome")
@@ -307,10 +352,56 @@ def _store_callback_class():
     return StoreCallback
 
 
+def _grouped_asha(stopping: EarlyStopping):
+    """A Tune scheduler that runs one ASHAScheduler per group of `stopping` (built on first use:
+    this module imports without ray)."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+    class GroupedASHA(FIFOScheduler):
+        def __init__(self):
+            super().__init__()
+            self.by_group: dict[str, ASHAScheduler] = {}
+
+        def _of(self, trial) -> ASHAScheduler:
+            group = stopping.group_of[trial.config["trial_id"]]
+            if group not in self.by_group:
+                # stop_last_trials=False: a trial that reaches max_t ends by itself, with its outcome report
+                self.by_group[group] = ASHAScheduler(
+                    time_attr="training_iteration", metric=stopping.metric, mode="max", max_t=stopping.max_t,
+                    grace_period=stopping.grace_period, reduction_factor=stopping.reduction_factor,
+                    stop_last_trials=False)
+            return self.by_group[group]
+
+        def set_search_properties(self, metric, mode, **spec) -> bool:
+            return True  # the groups' schedulers have theirs
+
+        def on_trial_add(self, tune_controller, trial):
+            self._of(trial).on_trial_add(tune_controller, trial)
+
+        def on_trial_error(self, tune_controller, trial):
+            self._of(trial).on_trial_error(tune_controller, trial)
+
+        def on_trial_result(self, tune_controller, trial, result):
+            if FINAL_KEY in result:  # the outcome report: the trial has run all its epochs
+                return TrialScheduler.CONTINUE
+            return self._of(trial).on_trial_result(tune_controller, trial, result)
+
+        def on_trial_complete(self, tune_controller, trial, result):
+            self._of(trial).on_trial_complete(tune_controller, trial, result)
+
+        def on_trial_remove(self, tune_controller, trial):
+            self._of(trial).on_trial_remove(tune_controller, trial)
+
+        def debug_string(self) -> str:
+            return "\n".join(f"{g}: {s.debug_string()}" for g, s in self.by_group.items())
+
+    return GroupedASHA()
+
+
 def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
             progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, verbose: bool = False,
-            ) -> None:
+            early_stopping: EarlyStopping | None = None) -> None:
     """Pending trials as a Ray Tune grid on the Ray session already started (see
     start_ray). The driver's callback writes rows as trials end."""
     import dataclasses
@@ -326,7 +417,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         raise HcldError(f"--gpus-per-trial {gpus_per_trial}: the Ray cluster has no GPU; "
                         f"use --gpus-per-trial 0 to run on CPU workers")
     by_id = {s.trial_id: s for s in specs}
-    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures)
+    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures, early_stopping)
 
     trainable = tune.with_parameters(
         ray_trainable,
@@ -340,6 +431,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
             reuse_actors=True,  # a worker runs trial after trial: no process start per trial
             trial_name_creator=lambda t: by_id[t.config["trial_id"]].name.replace("/", "-"),
             trial_dirname_creator=lambda t: t.config["trial_id"],
+            scheduler=None if early_stopping is None else _grouped_asha(early_stopping),
         ),
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
@@ -387,11 +479,14 @@ def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: Resul
                 max_failures: int = 0, cpus_per_trial: float = 1.0,
                 gpus_per_trial: float | None = None, address: str | None = None,
                 dashboard: bool = True, verbose: bool = False,
-                echo: Callable[[str], None] = print) -> None:
+                echo: Callable[[str], None] = print, early_stopping: EarlyStopping | None = None) -> None:
     """Run `specs` with `executor` ("local" or "ray"; with Ray: start or join the session, say
-    where its dashboard is, and shut it down after). `gpus_per_trial` None: 1 if Ray sees a GPU."""
+    where its dashboard is, and shut it down after). `gpus_per_trial` None: 1 if Ray sees a GPU.
+    `early_stopping` needs Ray (its scheduler is Ray Tune's)."""
     if executor not in EXECUTORS:
         raise HcldError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if early_stopping is not None and executor != "ray":
+        raise HcldError("early stopping (ASHA) runs in Ray Tune: use --executor ray, or --scheduler none")
     if executor == "local":
         run_local(specs, experiment, store, progress, trial_fn=trial_fn,
                   max_failures=max_failures, epoch_lines=verbose)
@@ -406,6 +501,7 @@ def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: Resul
             gpus_per_trial = 1.0 if session.gpus > 0 else 0.0
         echo(f"resources per trial: {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU")
         run_ray(specs, experiment, store, progress, trial_fn=trial_fn, max_failures=max_failures,
-                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, verbose=verbose)
+                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, verbose=verbose,
+                early_stopping=early_stopping)
     finally:
         ray.shutdown()

@@ -107,10 +107,13 @@ class TrialPoint:
 
     config: TrialConfig
     fold: int
+    stage: str | None = None  # a tune's point (grid.tune): search | final; None for a grid run
+    draw: int | None = None  # a tune's point: index of its searched configuration
 
     @property
     def label(self) -> str:
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+        label = f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+        return f"{label}/{self.stage}{self.draw}" if self.stage else label
 
 
 def resolve(

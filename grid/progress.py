@@ -79,7 +79,8 @@ class Progress:
             if self.best is None or value > self.best[0]:
                 self.best = (value, label)
         n = self.done + self.failed
-        self._print(f"[{n:>{len(str(self.total))}}/{self.total}] done   {label}  "
+        status = "stopped" if row.get("status") == "stopped" else "done   "  # stopped: by a tune's scheduler
+        self._print(f"[{n:>{len(str(self.total))}}/{self.total}] {status} {label}  "
                     f"{self.best_metric} {shown} in {_duration(row.get('seconds') or 0)}  | "
                     f"{self._status()}")
 

@@ -1,7 +1,7 @@
 """The result store: results/<grid>/trials.parquet (rows as grid.trials.SCHEMA), the run lock,
 resume and dedupe.
 
-One row per trial *attempt outcome* (done or failed). A row is written the moment its trial ends,
+One row per trial *attempt outcome* (done, stopped by a tune's scheduler, or failed). A row is written the moment its trial ends,
 by replacing the whole file atomically (write a sibling file, fsync, os.replace), so a reader or a
 killed driver only ever sees the old file or the new one, never half of one. The file is small
 (one row per trial) so the read-modify-write is cheap.
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grid.trials import PREDICTION_SCHEMA, PREDICTIONS_TABLE, SCHEMA, now
+from grid.trials import FINISHED, PREDICTION_SCHEMA, PREDICTIONS_TABLE, SCHEMA, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
@@ -88,7 +88,7 @@ class Plan:
     """What a run will do with each trial id."""
 
     pending: list[str]  # to run now
-    done: list[str]  # finished earlier: skipped
+    done: list[str]  # finished (done, or stopped by a scheduler) earlier: skipped
     gave_up: list[str]  # failed max_failures + 1 times already: skipped
     attempts: dict[str, int]  # attempts made so far, per id
 
@@ -149,16 +149,17 @@ class ResultStore:
 
     def append(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add rows atomically. The caller holds the RunLock, so no other writer can interleave;
-        a done row for a trial that already has one is dropped (a trial is never counted twice).
+        a finished (done or stopped) row for a trial that already has one is dropped (a trial is
+        never counted twice).
         A done trial's predictions are written first, so a row never lacks its predictions."""
         table = self.read()
         done = {r["trial_id"] for r in table.select(["trial_id", "status"]).to_pylist()
-                if r["status"] == "done"}
+                if r["status"] in FINISHED}
         fresh = []
         for row in rows:
-            if row["status"] == "done" and row["trial_id"] in done:
+            if row["status"] in FINISHED and row["trial_id"] in done:
                 continue
-            if row["status"] == "done":
+            if row["status"] in FINISHED:
                 done.add(row["trial_id"])
             fresh.append({name: _clean(row.get(name)) for name in SCHEMA.names})
         if not fresh:
@@ -174,7 +175,7 @@ class ResultStore:
         done: set[str] = set()
         for r in self.read().select(["trial_id", "status"]).to_pylist():
             attempts[r["trial_id"]] = attempts.get(r["trial_id"], 0) + 1
-            if r["status"] == "done":
+            if r["status"] in FINISHED:
                 done.add(r["trial_id"])
         plan = Plan([], [], [], {t: attempts.get(t, 0) for t in trial_ids})
         for t in trial_ids:

@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_PACKAGES = ("hcld",)  # only code that decides a trial's numbers lives here
 
+# What a row's `status` may say. A stopped trial was ended early by a tune's scheduler (ASHA): it
+# finished as far as the tune is concerned (never re-run) and holds the validation scores it reached.
+STATUSES = ("done", "stopped", "failed")
+FINISHED = ("done", "stopped")
+
+# The stages of a tune (grid.tune); rows of `hcld-grid run` have none (null).
+STAGES = ("search", "final")
+
 # One row per trial attempt. Every column but the config's is written by `trial_row` below; the
 # report reads this schema (older tables lacking a column get it as nulls).
 SCHEMA = pa.schema(
@@ -51,12 +59,13 @@ SCHEMA = pa.schema(
         ("seed", pa.int64()),
         ("loss_impl_requested", pa.string()),  # TrialConfig.loss_impl: torch | triton
         ("loss_impl", pa.string()),  # what ran (torch | triton | triton-interpreter); null if failed
-        ("status", pa.string()),
+        ("status", pa.string()),  # one of STATUSES
         ("error", pa.string()),
         ("selection", pa.string()),  # TrialConfig.selection: final | best_val (how reported_epoch was chosen)
         *[(m, pa.float64()) for m in METRICS],
         *[(m, pa.float64()) for m in VALIDATION_METRICS],  # the reported epoch's; NaN with final
         ("reported_epoch", pa.int64()),
+        ("epochs_run", pa.int64()),  # epochs actually trained (< epochs when a scheduler stopped it)
         ("n_train", pa.int64()),  # rows the model trained on (TrialResult.sizes)
         ("n_val", pa.int64()),  # rows held out of the outer training set for selection (0 with final)
         ("n_test", pa.int64()),  # rows of the test fold
@@ -69,6 +78,13 @@ SCHEMA = pa.schema(
         ("config_json", pa.string()),  # the whole TrialConfig: swept settings are read from here
         ("data_key", pa.string()),
         ("artifacts", pa.string()),
+        # a tune's rows (grid.tune); null for `hcld-grid run`: stage = search (validation scores only,
+        # test never evaluated) | final (the chosen configuration retrained on the whole outer
+        # training set and tested); outer_fold = the outer fold whose training set it sees (= fold);
+        # draw = index of the searched configuration (a final row: the one it retrains)
+        ("stage", pa.string()),
+        ("outer_fold", pa.int64()),
+        ("draw", pa.int64()),
     ]
 )
 
@@ -140,9 +156,11 @@ SIZE_COLUMNS = {"train": "n_train", "validation": "n_val", "test": "n_test"}  # 
 
 
 def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seconds: float,
-              outcome: dict[str, Any] | None = None, error: str | None = None) -> dict[str, Any]:
+              outcome: dict[str, Any] | None = None, error: str | None = None,
+              status: str = "done") -> dict[str, Any]:
     """One store row for an attempt of `spec` on `experiment`.
-    `outcome` is `outcome_of(result)` when the attempt finished; else `error` says why not."""
+    `outcome` is `outcome_of(result)` when the attempt finished (`status` "stopped" when a scheduler
+    ended it early); else `error` says why not."""
     c: TrialConfig = spec.config
     row: dict[str, Any] = {
         "trial_id": spec.trial_id, "grid": spec.grid, "backbone": c.backbone,
@@ -154,16 +172,17 @@ def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seco
         "host": socket.gethostname(), "code_version": spec.code_version,
         "finished_at": now(), "attempts": attempt, "config_json": c.to_json(),
         "data_key": spec.data_key, "artifacts": f"trials/{spec.trial_id}",
+        "stage": spec.stage, "outer_fold": spec.fold if spec.stage else None, "draw": spec.draw,
     }
     if outcome is None:
         row.update(status="failed", error=error or "unknown error")
     else:
-        row.update(status="done", error=None, **{k: outcome.get(k) for k in OUTCOME_COLUMNS})
+        row.update(status=status, error=None, **{k: outcome.get(k) for k in OUTCOME_COLUMNS})
     return row
 
 
-OUTCOME_COLUMNS = (*METRICS, *VALIDATION_METRICS, "reported_epoch", *SIZE_COLUMNS.values(), "device", "host",
-                   "loss_impl")
+OUTCOME_COLUMNS = (*METRICS, *VALIDATION_METRICS, "reported_epoch", "epochs_run", *SIZE_COLUMNS.values(),
+                   "device", "host", "loss_impl")
 
 
 def outcome_of(result: TrialResult) -> dict[str, Any]:
@@ -172,7 +191,7 @@ def outcome_of(result: TrialResult) -> dict[str, Any]:
     driver. A part size the result lacks (a trial function that does not train) is None."""
     sizes = {column: result.sizes.get(part) for part, column in SIZE_COLUMNS.items()}
     return {**{m: float(result.metrics.get(m, math.nan)) for m in (*METRICS, *VALIDATION_METRICS)},
-            "reported_epoch": int(result.reported_epoch),
+            "reported_epoch": int(result.reported_epoch), "epochs_run": len(result.curves),
             **{column: None if n is None else int(n) for column, n in sizes.items()},
             "device": result.device, "loss_impl": result.loss_impl, "host": socket.gethostname()}
 
@@ -199,11 +218,19 @@ class TrialSpec:
     artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
     attempts_before: int = 0  # attempts recorded in the store by earlier runs
     setting: str = ""  # its swept values, e.g. "temperature=0.5" (grid.sweeps.setting_label)
+    stage: str | None = None  # a tune's trial: one of STAGES (grid.tune); None for `hcld-grid run`
+    draw: int | None = None  # a tune's trial: index of its searched configuration
+
 
     @property
     def name(self) -> str:
-        """backbone/variant/foldN: short, for Ray's trial names."""
-        return f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+        """backbone/variant/foldN (a tune's: + /search3, /final-seed1): short, for Ray's trial names."""
+        name = f"{self.config.backbone}/{self.config.variant}/fold{self.fold}"
+        if self.stage == "search":
+            return f"{name}/search{self.draw}"
+        if self.stage == "final":
+            return f"{name}/final-seed{self.config.seed}"
+        return name
 
     @property
     def label(self) -> str:
@@ -222,7 +249,7 @@ def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore,
         tid = trial_id(p.config, p.fold, data_key, version)
         specs.append(TrialSpec(tid, store.grid, p.config, p.fold, data_key, version,
                                str(store.artifacts_dir(tid)),
-                               setting=setting_label(swept_values(p.config, keys))))
+                               setting=setting_label(swept_values(p.config, keys)), stage=p.stage, draw=p.draw))
     return specs
 
 

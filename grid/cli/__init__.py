@@ -15,6 +15,7 @@ COMMANDS = {
     "data": "grid.cli.data:data",
     "features": "grid.cli.features:features",
     "run": "grid.cli.run:run",
+    "tune": "grid.cli.tune:tune",
     "report": "grid.cli.report:report",
     "bench": "grid.cli.bench:bench",
 }

@@ -27,21 +27,64 @@ from hcld.errors import HcldError
 from hcld.features import EXTRACTORS
 
 
+def grid_options(command):
+    """The options `run` and `tune` share: what to run (backbones, variants, settings), on which
+    data, where results go, and how trials are executed."""
+    for option in reversed(_GRID_OPTIONS):
+        command = option(command)
+    return command
+
+
+_GRID_OPTIONS = [
+    click.argument("grid", type=click.Choice(list(GRIDS))),
+    click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides the grid)."),
+    click.option("--folds", "fold_scheme", type=click.Choice(FOLD_SCHEMES),
+                 help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
+                      "(leave one session out)."),
+    click.option("--features", type=click.Choice(list(EXTRACTORS)),
+                 help="Input features. Default: hubert with --iemocap, else fbank."),
+    click.option("--backbones", callback=names_option(BACKBONES), metavar="LIST",
+                 help=f"Comma-separated subset of {','.join(BACKBONES)}."),
+    click.option("--variants", callback=names_option(choices(Variant)), metavar="LIST",
+                 help=f"Comma-separated loss variants ({','.join(choices(Variant))})."),
+    click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+                 help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "
+                      "--set loss_impl=triton. Repeatable."),
+    click.option("--iemocap", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="IEMOCAP release root (IEMOCAP_full_release). Without it the built-in "
+                      "synthetic corpus is used."),
+    click.option("--hubert-checkpoint", type=click.Path(exists=True, path_type=Path),
+                 help="Local HuBERT-Base checkpoint (folder or file) for --features hubert."),
+    click.option("--roberta", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="Local roberta-base folder for the label anchors of LCL "
+                      "(same as --set roberta_path=...)."),
+    click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                 default=Path("data"), show_default=True,
+                 help="Where manifests, folds and the feature store are kept."),
+    click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
+                 default=Path("results"), show_default=True,
+                 help="Results go to RESULTS_DIR/GRID/ (trials.parquet, trials/<id>/, ray/); a tune's "
+                      "to RESULTS_DIR/GRID-tune/."),
+    click.option("--executor", type=click.Choice(EXECUTORS), default="ray", show_default=True,
+                 help="ray: Ray Tune, trials in parallel; local: in this process, one after another "
+                      "(no Ray needed)."),
+    click.option("--gpus-per-trial", type=click.FloatRange(min=0),
+                 help="GPUs per trial, fractional allowed (0.25 packs 4 trials per GPU). "
+                      "Default: 1 if Ray sees a GPU, else 0 (CPU workers)."),
+    click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+                 help="CPUs per trial (Ray executor)."),
+    click.option("--address", metavar="auto|ray://HOST:PORT",
+                 help="Join an existing Ray cluster instead of starting a local one."),
+    click.option("--no-dashboard", is_flag=True, help="Do not start the Ray dashboard."),
+    click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
+                 help="Retries of a failed trial (counted across runs) before giving up on it."),
+    click.option("-v", "--verbose", is_flag=True,
+                 help="Ray: show Ray's own output and tables; local: one line per epoch."),
+]
+
+
 @click.command(context_settings={"max_content_width": 100})
-@click.argument("grid", type=click.Choice(list(GRIDS)))
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides the grid).")
-@click.option("--folds", "fold_scheme", type=click.Choice(FOLD_SCHEMES),
-              help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
-                   "(leave one session out).")
-@click.option("--features", type=click.Choice(list(EXTRACTORS)),
-              help="Input features. Default: hubert with --iemocap, else fbank.")
-@click.option("--backbones", callback=names_option(BACKBONES), metavar="LIST",
-              help=f"Comma-separated subset of {','.join(BACKBONES)}.")
-@click.option("--variants", callback=names_option(choices(Variant)), metavar="LIST",
-              help=f"Comma-separated loss variants ({','.join(choices(Variant))}).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "
-                   "--set loss_impl=triton. Repeatable.")
+@grid_options
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
               help="Try a trial setting at several values: the grid runs every combination of the "
                    "swept values with its backbones x variants x folds (repeatable; typed like --set). "
@@ -49,35 +92,6 @@ from hcld.features import EXTRACTORS
 @click.option("--seeds", type=click.IntRange(min=1), metavar="N",
               help="Run every trial with seeds 0..N-1 (the same as --sweep seed=0,...,N-1); the report "
                    "averages the replicates within a fold and shows their spread.")
-@click.option("--iemocap", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="IEMOCAP release root (IEMOCAP_full_release). Without it the built-in "
-                   "synthetic corpus is used.")
-@click.option("--hubert-checkpoint", type=click.Path(exists=True, path_type=Path),
-              help="Local HuBERT-Base checkpoint (folder or file) for --features hubert.")
-@click.option("--roberta", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Local roberta-base folder for the label anchors of LCL "
-                   "(same as --set roberta_path=...).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("data"), show_default=True,
-              help="Where manifests, folds and the feature store are kept.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("results"), show_default=True,
-              help="Results go to RESULTS_DIR/GRID/ (trials.parquet, trials/<id>/, ray/).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="ray", show_default=True,
-              help="ray: Ray Tune, trials in parallel; local: in this process, one after another "
-                   "(no Ray needed).")
-@click.option("--gpus-per-trial", type=click.FloatRange(min=0),
-              help="GPUs per trial, fractional allowed (0.25 packs 4 trials per GPU). "
-                   "Default: 1 if Ray sees a GPU, else 0 (CPU workers).")
-@click.option("--cpus-per-trial", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="CPUs per trial (Ray executor).")
-@click.option("--address", metavar="auto|ray://HOST:PORT",
-              help="Join an existing Ray cluster instead of starting a local one.")
-@click.option("--no-dashboard", is_flag=True, help="Do not start the Ray dashboard.")
-@click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Retries of a failed trial (counted across runs) before giving up on it.")
-@click.option("-v", "--verbose", is_flag=True,
-              help="Ray: show Ray's own output and tables; local: one line per epoch.")
 @click.option("--dry-run", is_flag=True,
               help="List the trials, which are already done, and the resources; run nothing.")
 @input_errors
@@ -126,21 +140,26 @@ def plan_of(o: RunOptions) -> GridPlan:
 
 def _run(o: RunOptions) -> None:
     plan = plan_of(o)
+    echo_data(o, plan)
+    if plan.sweeps:
+        click.echo("sweeps: " + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in plan.sweeps.items()))
+    store = ResultStore(o.results_dir / o.grid, o.grid)
+    if o.dry_run:
+        _dry_run(o, plan, store, inspect_data(o, plan))
+        return
+    # Lock before preparing data: a refused second run should not first extract features.
+    with RunLock(store.folder):
+        _run_locked(o, plan, store, prepare_data(o, plan))
+
+
+def echo_data(o: RunOptions, plan: GridPlan) -> None:
+    """Say which data the run uses (the synthetic corpus is said loudly: not the paper's numbers)."""
     if o.iemocap is None:
         click.echo(f"data: no --iemocap given, so the built-in SYNTHETIC corpus "
                    f"({plan.spec.synth_utterances} utterances) with {plan.features} features is "
                    f"used; numbers will not be comparable to the paper.")
     else:
         click.echo(f"data: IEMOCAP at {o.iemocap}, {plan.features} features")
-    if plan.sweeps:
-        click.echo("sweeps: " + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in plan.sweeps.items()))
-    store = ResultStore(o.results_dir / o.grid, o.grid)
-    if o.dry_run:
-        _dry_run(o, plan, store, _inspect(o, plan))
-        return
-    # Lock before preparing data: a refused second run should not first extract features.
-    with RunLock(store.folder):
-        _run_locked(o, plan, store, _prepare(o, plan))
 
 
 def _data_options(o: RunOptions, plan: GridPlan) -> dict[str, Any]:
@@ -149,14 +168,14 @@ def _data_options(o: RunOptions, plan: GridPlan) -> dict[str, Any]:
                 synth_utterances=plan.spec.synth_utterances)
 
 
-def _inspect(o: RunOptions, plan: GridPlan):
+def inspect_data(o: RunOptions, plan: GridPlan):
     """The experiment if its data is all on disk, else the stages a real run computes first."""
     from hcld.pipeline import inspect_experiment
 
     return inspect_experiment(**_data_options(o, plan))
 
 
-def _prepare(o: RunOptions, plan: GridPlan):
+def prepare_data(o: RunOptions, plan: GridPlan):
     from hcld.pipeline import prepare_experiment
 
     experiment = prepare_experiment(**_data_options(o, plan), progress=True)

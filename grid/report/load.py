@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from grid import trials
+from grid.trials import FINISHED, STATUSES
 from hcld.errors import DataError
 
 # Without these a row cannot be placed in any table; every other column of the store's schema may
@@ -38,9 +39,10 @@ def load_trials(path: Path) -> pl.DataFrame:
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"trials table {path} lacks column(s) {missing}")
-    bad_status = sorted(set(df["status"].drop_nulls().to_list()) - {"done", "failed"})
+    bad_status = sorted(set(df["status"].drop_nulls().to_list()) - set(STATUSES))
     if bad_status or df["status"].null_count():
-        raise DataError(f"trials table {path}: status must be 'done' or 'failed', found {bad_status or [None]}")
+        raise DataError(f"trials table {path}: status must be one of {', '.join(STATUSES)}, "
+                        f"found {bad_status or [None]}")
     dtypes = _store_dtypes()
     try:
         df = df.with_columns(
@@ -55,7 +57,8 @@ def load_trials(path: Path) -> pl.DataFrame:
 
 
 def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
-    """One row per trial_id: the latest done row, or the latest failed row if it never finished.
+    """One row per trial_id: the latest finished (done or stopped) row, or the latest failed row if
+    it never finished.
 
     Adds `failed_attempts` (failed rows seen for the trial), `attempt_rows` (all rows) and
     `row_backbone` (cnn, or cnn+lstm for mixed branches: the Model a table row shows)."""
@@ -63,7 +66,7 @@ def latest_outcomes(raw: pl.DataFrame) -> pl.DataFrame:
         attempt_rows=pl.len(), failed_attempts=(pl.col("status") == "failed").sum().cast(pl.Int64)
     )
     chosen = (
-        raw.with_columns(_done=pl.col("status") == "done")
+        raw.with_columns(_done=pl.col("status").is_in(FINISHED))
         .sort(["trial_id", "_done", "finished_at"], nulls_last=False)
         .unique(subset="trial_id", keep="last", maintain_order=True)
         .drop("_done")

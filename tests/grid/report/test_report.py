@@ -389,7 +389,7 @@ def test_bad_inputs_name_the_file(tmp_path):
     rows = hand_rows()
     rows[0]["status"] = "running"
     write(tmp_path, rows)
-    with pytest.raises(DataError, match="status must be 'done' or 'failed'"):
+    with pytest.raises(DataError, match="status must be one of done, stopped, failed, found \\['running'\\]"):
         R.build_report(tmp_path, "g")
 
 

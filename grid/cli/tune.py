@@ -1,0 +1,254 @@
+"""`hcld-grid tune GRID --budget N`: the same tuning budget for every variant, chosen on validation
+only (grid.tune), then the chosen configurations retrained and tested; resumable like `run`.
+
+Two stages, one command: the search trials of every group (backbone x variant x outer fold), then,
+for every group whose search has finished, the chosen configuration's final trials. Both stages go
+through the content-addressed store of RESULTS_DIR/GRID-tune/, so a killed tune re-run with the
+same command skips every finished trial and, its draws being seeded, chooses the same way."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import click
+
+from grid.cli.options import input_errors
+from grid.cli.run import RunOptions, echo_data, grid_options, inspect_data, plan_of, prepare_data
+from grid.execute import TRIAL_FN_ENV, EarlyStopping, run_pending
+from grid.progress import Progress
+from grid.result_store import ResultStore, RunLock
+from grid.trials import TrialSpec, code_version, make_specs
+from grid.tune import (
+    SCHEDULERS,
+    SEARCH_SPACE,
+    SEARCHERS,
+    SELECTION_METRIC,
+    Choice,
+    TunePlan,
+    plan_tune,
+    searched_knobs,
+    select,
+)
+from hcld.errors import HcldError
+
+TUNE_SUFFIX = "-tune"  # RESULTS_DIR/GRID-tune/: a tune's store, apart from the grid's own
+
+
+def tune_folder(results_dir: Path, grid: str) -> Path:
+    return Path(results_dir) / f"{grid}{TUNE_SUFFIX}"
+
+
+@click.command(context_settings={"max_content_width": 100})
+@grid_options
+@click.option("--budget", type=click.IntRange(min=1), default=12, show_default=True, metavar="N",
+              help="Configurations searched per backbone x variant x outer fold: the same N for every variant.")
+@click.option("--seeds", type=click.IntRange(min=1), metavar="S",
+              help="Seeds of each final retrain (default: the grid's seeds).")
+@click.option("--search", type=click.Choice(SEARCHERS), default="random", show_default=True,
+              help="How configurations are drawn: random = seeded uniform draws of the search space "
+                   "(grid.tune.SEARCH_SPACE), the same draws on every re-run.")
+@click.option("--search-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the draws.")
+@click.option("--scheduler", type=click.Choice(SCHEDULERS),
+              help="asha: Ray Tune's ASHAScheduler stops weak search trials early, on the per-epoch "
+                   "validation UA, within each backbone x variant x fold; none: every search trial runs all "
+                   "its epochs. Default: asha with the Ray executor, none with local.")
+@click.option("--dry-run", is_flag=True,
+              help="List the budget per variant, the search and final trials, and what is done; run nothing.")
+@input_errors
+def tune(**options) -> None:
+    """Tune every variant of GRID with the same budget, select on validation only, retrain and test.
+
+    Per outer fold, each of N configurations trains on the fold's training set minus a validation
+    part and is scored on that part only; the best per backbone x variant is retrained on the whole
+    training set with S seeds and tested once. `hcld-grid report GRID-tune` reports it.
+    """
+    _tune(TuneOptions(**options))
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """The command line of `hcld-grid tune`: the grid options of `run`, and the tune's own."""
+
+    grid: str
+    epochs: int | None
+    fold_scheme: str | None
+    features: str | None
+    backbones: tuple[str, ...] | None
+    variants: tuple[str, ...] | None
+    settings: tuple[str, ...]
+    iemocap: Path | None
+    hubert_checkpoint: Path | None
+    roberta: Path | None
+    data_dir: Path
+    results_dir: Path
+    executor: str
+    gpus_per_trial: float | None
+    cpus_per_trial: float
+    address: str | None
+    no_dashboard: bool
+    max_failures: int
+    verbose: bool
+    budget: int
+    seeds: int | None
+    search: str
+    search_seed: int
+    scheduler: str | None
+    dry_run: bool
+
+    def run_options(self) -> RunOptions:
+        """The grid as `run` would plan it with one seed (the tune chooses the finals' seeds)."""
+        own = {"budget", "seeds", "search", "search_seed", "scheduler"}
+        values = {k: v for k, v in self.__dict__.items() if k not in own}
+        return RunOptions(**values, sweeps=(), seeds=1)
+
+
+def _tune(o: TuneOptions) -> None:
+    run_options = o.run_options()
+    grid_plan = plan_of(run_options)
+    scheduler = o.scheduler or ("asha" if o.executor == "ray" else "none")
+    if scheduler == "asha" and o.executor != "ray":
+        raise HcldError("--scheduler asha runs in Ray Tune: use --executor ray, or --scheduler none")
+    plan = plan_tune(grid_plan, budget=o.budget, seeds=o.seeds or grid_plan.spec.seeds,
+                     search_seed=o.search_seed, scheduler=scheduler)
+    echo_data(run_options, grid_plan)
+    store = ResultStore(tune_folder(o.results_dir, o.grid), o.grid)
+    if o.dry_run:
+        _dry_run(plan, store, inspect_data(run_options, grid_plan), o)
+        return
+    with RunLock(store.folder):
+        experiment = prepare_data(run_options, grid_plan)
+        _run_locked(o, plan, store, experiment)
+
+
+# -- the two stages ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TuneState:
+    """The tune's trials on this data and what the store holds of them."""
+
+    search: list[TrialSpec]  # every search trial, in group order
+    search_ids: list[list[str]]  # per group, the ids of its N search trials (draw order)
+    unfinished: set[str]  # search trials neither finished nor given up
+    gave_up: set[str]
+    choices: list[Choice | None]  # per group: its choice, None while its search runs
+    finals: list[TrialSpec]  # the final trials of the groups chosen so far
+    final_done: set[str]
+    final_gave_up: set[str]
+
+
+def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: int) -> TuneState:
+    search = make_specs(plan.search_points, data_key, store)
+    n = plan.budget
+    ids = [[s.trial_id for s in search[i * n:(i + 1) * n]] for i in range(len(plan.groups))]
+    state = store.plan([s.trial_id for s in search], max_failures)
+    unfinished = set(state.pending)
+    rows = store.rows()
+    choices = [select(g, g_ids, rows, unfinished) for g, g_ids in zip(plan.groups, ids)]
+    final_points = [p for c in choices if c is not None for p in c.final_points(plan.seeds)]
+    finals = make_specs(final_points, data_key, store)
+    final_state = store.plan([s.trial_id for s in finals], max_failures)
+    finals = [replace(s, attempts_before=final_state.attempts[s.trial_id]) for s in finals]
+    return TuneState(search, ids, unfinished, set(state.gave_up), choices, finals, set(final_state.done),
+                     set(final_state.gave_up))
+
+
+def _pending(specs: list[TrialSpec], store: ResultStore, max_failures: int) -> list[TrialSpec]:
+    state = store.plan([s.trial_id for s in specs], max_failures)
+    todo = set(state.pending)
+    return [replace(s, attempts_before=state.attempts[s.trial_id]) for s in specs if s.trial_id in todo]
+
+
+def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, store: ResultStore,
+               early_stopping: EarlyStopping | None, best_metric: str) -> None:
+    pending = _pending(specs, store, o.max_failures)
+    click.echo(f"{name}: {len(specs)} trials, {len(specs) - len(pending)} finished or given up, "
+               f"{len(pending)} to run")
+    if not pending:
+        return
+    if early_stopping is not None:
+        click.echo(f"early stopping: {early_stopping.describe()}")
+    progress = Progress(len(pending), best_metric=best_metric)
+    try:
+        run_pending(pending, experiment, store, progress, executor=o.executor,
+                    trial_fn=os.environ.get(TRIAL_FN_ENV, "hcld"), max_failures=o.max_failures,
+                    cpus_per_trial=o.cpus_per_trial, gpus_per_trial=o.gpus_per_trial, address=o.address,
+                    dashboard=not o.no_dashboard, verbose=o.verbose, echo=click.echo,
+                    early_stopping=early_stopping)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in {store.path}; "
+                   f"run the same command again to resume.")
+        sys.exit(130)
+
+
+def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) -> None:
+    click.echo(f"tune {o.grid}: {len(plan.groups)} groups (backbone x variant x outer fold), budget "
+               f"{plan.budget} configurations each, {plan.seeds} seed(s) per final -> {store.path}")
+    state = tune_state(plan, experiment.data_key, store, o.max_failures)
+    stopping = None
+    if plan.scheduler == "asha":
+        group_of = {s.trial_id: g.label for g, g_ids in zip(plan.groups, state.search_ids)
+                    for s in state.search if s.trial_id in set(g_ids)}
+        stopping = EarlyStopping.for_epochs(SELECTION_METRIC, plan.epochs, group_of)
+    _run_stage(o, "search (validation only)", state.search, experiment, store, stopping, SELECTION_METRIC)
+    state = tune_state(plan, experiment.data_key, store, o.max_failures)  # the choices, now the search is done
+    _run_stage(o, "final (chosen configurations, tested)", state.finals, experiment, store, None, "emo_ua")
+    state = tune_state(plan, experiment.data_key, store, o.max_failures)
+    chosen = sum(c is not None for c in state.choices)
+    expected = len(plan.groups) * plan.seeds
+    click.echo(f"tune {o.grid}: search {len(state.search) - len(state.unfinished) - len(state.gave_up)}/"
+               f"{len(state.search)} finished ({len(state.gave_up)} given up); {chosen}/{len(plan.groups)} groups "
+               f"chosen; finals {len(state.final_done)}/{expected} done ({len(state.final_gave_up)} given up) "
+               f"-> {store.path}; report: hcld-grid report {o.grid}{TUNE_SUFFIX}")
+    if state.unfinished or state.gave_up or state.final_gave_up or len(state.final_done) < expected:
+        click.echo("the tune is not complete: run the same command again to resume (raise --max-failures "
+                   "to retry given-up trials).")
+        sys.exit(1)
+
+
+# -- dry run -----------------------------------------------------------------------------------------
+
+
+def _dry_run(plan: TunePlan, store: ResultStore, experiment, o: TuneOptions) -> None:
+    """The budget per variant, the search and final trial counts, and what is done."""
+    click.echo(f"tune {o.grid}: searcher {o.search} (seed {plan.search_seed}), scheduler {plan.scheduler}, "
+               f"{plan.seeds} seed(s) per final, {plan.epochs} epochs per trial")
+    click.echo("search space: " + "; ".join(k.describe() for k in SEARCH_SPACE))
+    if isinstance(experiment, list):
+        click.echo("data not prepared yet (a real run would first: " + "; ".join(experiment) + "); "
+                   "nothing can be done yet")
+        state = None
+    else:
+        state = tune_state(plan, experiment.data_key, store, o.max_failures)
+        click.echo(f"code version {code_version()}, data key {experiment.data_key}")
+    done_search = {} if state is None else {
+        i: sum(t not in state.unfinished and t not in state.gave_up for t in ids)
+        for i, ids in enumerate(state.search_ids)}
+    header = f"{'backbone':<12}{'variant':<12}{'budget':>7}{'folds':>6}{'search':>8}{'done':>6}{'finals':>8}{'done':>6}  knobs"
+    click.echo(header)
+    by_cell: dict[tuple[str, str], list[int]] = {}
+    for i, g in enumerate(plan.groups):
+        by_cell.setdefault((g.base.config.backbone, g.base.config.variant), []).append(i)
+    for (backbone, variant), members in by_cell.items():
+        knobs = ", ".join(k.name for k in searched_knobs(plan.groups[members[0]].search[0].config))
+        search = plan.budget * len(members)
+        finals = plan.seeds * len(members)
+        done = sum(done_search.get(i, 0) for i in members)
+        final_done = 0 if state is None else sum(
+            1 for s in state.finals if s.trial_id in state.final_done
+            and (s.config.backbone, s.config.variant) == (backbone, variant))
+        click.echo(f"{backbone:<12}{variant:<12}{plan.budget:>7}{len(members):>6}{search:>8}{done:>6}"
+                   f"{finals:>8}{final_done:>6}  {knobs}")
+    n_search = plan.budget * len(plan.groups)
+    n_final = plan.seeds * len(plan.groups)
+    click.echo(f"{n_search} search trials ({plan.budget} per group, {len(plan.groups)} groups), "
+               f"{n_final} final trials ({plan.seeds} per group) -> {store.path}")
+    if state is not None:
+        chosen = sum(c is not None for c in state.choices)
+        click.echo(f"done: {sum(done_search.values())}/{n_search} search, {chosen}/{len(plan.groups)} groups chosen, "
+                   f"{len(state.final_done)}/{n_final} final")
+
