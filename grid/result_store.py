@@ -1,10 +1,10 @@
 """The result store: results/<grid>/trials.parquet (rows as grid.trials.SCHEMA), the run lock,
 resume and dedupe.
 
-One row per trial *attempt outcome* (done, stopped by a tune's scheduler, or failed). A row is written the moment its trial ends,
-by replacing the whole file atomically (write a sibling file, fsync, os.replace), so a reader or a
-killed driver only ever sees the old file or the new one, never half of one. The file is small
-(one row per trial) so the read-modify-write is cheap.
+One row per trial *attempt outcome* (done, stopped by a tune's scheduler, or failed). A row is
+written the moment its trial ends, by replacing the whole file atomically (write a sibling file,
+fsync, os.replace), so a reader or a killed driver only ever sees the old file or the new one,
+never half of one. The file is small (one row per trial) so the read-modify-write is cheap.
 """
 
 from __future__ import annotations

@@ -51,8 +51,8 @@ from hcld.losses.variants import (
     TERM_NAMES,
     LossWeights,
     loss_terms,
-    uses_speaker_branch,
     loss_weights,
+    uses_speaker_branch,
     variant_weights,
     weighted_total,
 )

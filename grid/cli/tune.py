@@ -228,8 +228,8 @@ def _dry_run(plan: TunePlan, store: ResultStore, experiment, o: TuneOptions) -> 
     done_search = {} if state is None else {
         i: sum(t not in state.unfinished and t not in state.gave_up for t in ids)
         for i, ids in enumerate(state.search_ids)}
-    header = f"{'backbone':<12}{'variant':<12}{'budget':>7}{'folds':>6}{'search':>8}{'done':>6}{'finals':>8}{'done':>6}  knobs"
-    click.echo(header)
+    click.echo(f"{'backbone':<12}{'variant':<12}{'budget':>7}{'folds':>6}{'search':>8}{'done':>6}{'finals':>8}"
+               f"{'done':>6}  knobs")
     by_cell: dict[tuple[str, str], list[int]] = {}
     for i, g in enumerate(plan.groups):
         by_cell.setdefault((g.base.config.backbone, g.base.config.variant), []).append(i)
