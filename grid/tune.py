@@ -200,5 +200,10 @@ def select(group: Group, search_ids: list[str], rows: Iterable[dict[str, Any]],
             scores[point.draw] = float(score)
     if not scores:
         return None
-    best = min(scores, key=lambda d: (-scores[d], d))  # highest score, then the lowest draw
+    best = best_draw(scores)
     return Choice(group, best, group.search[best].config, scores[best], len(scores))
+
+
+def best_draw(scores: dict[int, float]) -> int:
+    """The selection rule: the draw of highest validation score; ties go to the lowest draw."""
+    return min(scores, key=lambda d: (-scores[d], d))

@@ -9,7 +9,7 @@ import click
 
 from grid.cli.options import input_errors
 from grid.report import build_report
-from grid.report.figures import make_figures
+from grid.report.figures import make_figures, tune_figures
 from grid.report.render import WRITERS, write_report
 from grid.report.render.markdown import render_markdown
 from grid.report.stats import DEFAULT_ROPE
@@ -28,13 +28,17 @@ from grid.report.stats import DEFAULT_ROPE
                    "percentage points count as equivalent.")
 @input_errors
 def report(grid: str, results_dir: Path, formats: tuple[str, ...], no_figures: bool, rope: float) -> None:
-    """Print Table I / Table II, significance and probes for GRID (default: full) and write files."""
+    """Print Table I / Table II, significance and probes for GRID (default: full) and write files.
+
+    GRID-tune (the folder `hcld-grid tune GRID` writes) gives the tune's report: the tuned Table II,
+    HCLD against every control, the chosen configurations, the compute and the expected-max curves."""
     started = time.perf_counter()
     rep = build_report(results_dir, grid, rope=rope)
     table_seconds = time.perf_counter() - started
     out_dir = rep.grid_dir / "report"
     if not no_figures:
-        rep.figures = make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
+        rep.figures = (make_figures(rep.trials, rep.grid_dir, out_dir, rep.settings)
+                       + tune_figures(rep.tables, out_dir, rep.settings))
     written = write_report(rep, out_dir, formats or ("md",))
     click.echo(render_markdown(rep))
     click.echo(f"tables built in {table_seconds:.2f} s; wrote {len(written)} file(s) under {out_dir}", err=True)

@@ -19,6 +19,7 @@ figures drawn by grid.report.figures and the files written by grid.report.render
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,17 @@ from grid.report.tables import (
     probe_table,
     significance_table,
     wilcoxon_dropped,
+)
+from grid.report.tune import (
+    chosen_rows,
+    chosen_table,
+    compute_rows,
+    compute_table,
+    current_finals,
+    expected_max_rows,
+    expected_max_table,
+    is_tune,
+    tuned_trials,
 )
 from grid.trials import PREDICTIONS_TABLE
 from hcld.errors import DataError
@@ -72,6 +84,9 @@ class Report:
     protocol: Protocol = field(default_factory=lambda: Protocol(items=[], corpus_warning=None))
     notes: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)  # filled by the caller after grid.report.figures runs
+    # a tune's (grid.report.tune): one outcome per search trial, and the final trials before settings
+    search: pl.DataFrame | None = None
+    finals: pl.DataFrame | None = None
 
     @property
     def grid_dir(self) -> Path:
@@ -134,6 +149,40 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+# A tune's report (grid.report.tune): the tuned Table II, HCLD against every control, the probes,
+# then what the search did. `search` is the frame of search rows (one outcome per trial).
+_by_key = {s.key: s for s in SECTIONS}
+TUNE_SECTIONS: tuple[Section, ...] = (
+    dataclasses.replace(  # the variants tuned, not every row of the paper's table
+        _by_key["table2"], build=lambda r: ablation_table(r.trials, r.settings, r.grid).filter(
+            pl.col("variant").is_in(r.trials["variant"].unique().to_list())
+            & pl.col("backbone").is_in(r.trials["row_backbone"].unique().to_list()))),
+    dataclasses.replace(
+        _by_key["sensitivity"], title="Tuned: does HCLD beat each control when every variant had the same budget?",
+        note="Each variant's configuration was chosen per outer fold on validation UA alone, from the same number of "
+             "draws; the finals retrain it on the whole outer training set and test it. "
+             + _by_key["sensitivity"].note),
+    _by_key["probes"],
+    Section("chosen", "Chosen configuration per backbone, variant and outer fold (search on validation only)",
+            build=lambda r: chosen_table(r.search, r.finals), rows=chosen_rows,
+            note="Chosen draw = the search trial of highest validation emotion UA (ties: the lowest draw); searched = "
+                 "finished search trials it was chosen from / budget; knobs = the settings the variant searched "
+                 "(grid.tune.SEARCH_SPACE). A stopped trial's validation UA is the best it reached before ASHA "
+                 "stopped it."),
+    Section("compute", "Compute of the search: trial-epochs run against the budget without early stopping",
+            build=lambda r: compute_table(r.search), rows=compute_rows,
+            note="Without early stopping every search trial runs all its epochs (budget x folds x epochs per row)."),
+    Section("expected_max", "Expected best validation UA (%) against budget n (Dodge et al. 2019)",
+            build=lambda r: expected_max_table(r.search), rows=expected_max_rows,
+            figures=("expected_max",),
+            note="E[max of n draws with replacement from the N search scores of a fold], averaged over outer folds: "
+                 "the validation UA a variant would have reached with a budget of n configurations. A gap between "
+                 "variants that holds at every n does not hang on the budget chosen. Stopped trials enter with the "
+                 "score they reached, which can only understate them."),
+)
+del _by_key
+
+
 # ------------------------------------------------------------------------------------------------
 # Building
 
@@ -144,10 +193,21 @@ def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] 
     raw = load_trials(path)
     if raw.is_empty():
         raise DataError(f"trials table {path} has no rows")
+    search = None
+    if is_tune(raw):  # the tables are the current choices' finals; the search rows feed the tune's own sections
+        if sections is SECTIONS:
+            sections = TUNE_SECTIONS
+        search = tuned_trials(latest_outcomes(raw.filter(pl.col("stage") == "search")))
+        finals = current_finals(search, tuned_trials(latest_outcomes(raw.filter(pl.col("stage") == "final"))))
+        raw = raw.filter(pl.col("trial_id").is_in(finals["trial_id"].to_list()))
+        if raw.is_empty():
+            raise DataError(f"trials table {path}: the tune has no final trial yet (its search has not finished); "
+                            f"run the same `hcld-grid tune` command again to resume it")
     outcomes = latest_outcomes(raw)
-    trials = assign_settings(outcomes)
+    trials = assign_settings(outcomes) if search is None else tuned_trials(outcomes)
     report = Report(grid=grid, trials_file=path, settings=setting_order(trials), trials=trials, sections=sections,
-                    rope=rope, predictions=load_predictions(path.with_name(PREDICTIONS_TABLE)))
+                    rope=rope, predictions=load_predictions(path.with_name(PREDICTIONS_TABLE)), search=search,
+                    finals=None if search is None else trials)
     for section in sections:
         report.tables[section.key] = section.build(report)
     report.protocol = build_protocol(raw, outcomes, grid, path, report.tables, rope=rope,

@@ -29,6 +29,8 @@ CAPTIONS: dict[str, str] = {
                  "(row-normalised recall; counts in brackets; every trial summed: folds × seeds)",
     "curves": "Training loss terms per variant, mean over folds",
     "projection": f"PCA of test embeddings: X_e and X_s coloured by emotion and by speaker, {_VERSUS}",
+    "expected_max": "Expected best validation UA against budget n (Dodge et al. 2019), mean over outer folds "
+                    "with its spread over folds (± sample std)",
 }
 
 
@@ -292,4 +294,51 @@ def make_figures(trials: pl.DataFrame, grid_dir: Path, out_dir: Path, settings: 
                     note = f"skipped {path.name}: {type(exc).__name__}: {exc}"
                 written = note.startswith("wrote ") and path.is_file()
                 figures.append(Figure(kind, backbone, setting, path.name if written else None, note))
+    return figures
+
+
+def expected_max_figure(table: pl.DataFrame, backbone: str, path: Path) -> str:
+    """One line per variant: grid.report.tune.expected_max_table's expected best validation UA at
+    budget n, with a band of ± its sample std over outer folds."""
+    cells = table.filter(pl.col("row_backbone") == backbone)
+    if cells.is_empty():
+        return f"skipped {path.name}: no finished search trials for {backbone}"
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    variants = [v for v in VARIANT_LABELS if v in set(cells["variant"].to_list())]
+    for i, variant in enumerate(variants):
+        line = cells.filter(pl.col("variant") == variant).sort("n")
+        n, mean = line["n"].to_numpy(), line["expected_best"].to_numpy()
+        colour = plt.get_cmap("tab10")(i % 10)
+        ax.plot(n, mean, marker=".", color=colour, label=_label(variant))
+        sd = line["sd_folds"].fill_null(0.0).to_numpy()
+        ax.fill_between(n, mean - sd, mean + sd, color=colour, alpha=0.12)
+    ax.set_xlabel("budget n (configurations searched)")
+    ax.set_ylabel("expected best validation UA (%)")
+    ax.set_title(f"Expected best validation UA vs budget: {BACKBONE_LABELS.get(backbone, backbone)}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"wrote {path.name}"
+
+
+def tune_figures(tables: dict[str, pl.DataFrame], out_dir: Path, settings: list[str]) -> list[Figure]:
+    """The figures of a tune's report (none for a grid run's: it has no expected_max table)."""
+    table = tables.get("expected_max")
+    if table is None:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for index, setting in enumerate(settings):
+        in_setting = table.filter(pl.col("setting") == setting)
+        suffix = "" if len(settings) == 1 else f"_setting{index + 1}"
+        for backbone in [b for b in PAPER_BACKBONES if b in set(in_setting["row_backbone"].to_list())]:
+            path = out_dir / f"expected_max_{backbone}{suffix}.png"
+            try:
+                note = expected_max_figure(in_setting, backbone, path)
+            except Exception as exc:  # a figure must never stop the report
+                note = f"skipped {path.name}: {type(exc).__name__}: {exc}"
+            written = note.startswith("wrote ") and path.is_file()
+            figures.append(Figure("expected_max", backbone, setting, path.name if written else None, note))
     return figures

@@ -258,3 +258,18 @@ def paired_bootstrap_ua(folds: list[FoldPredictions], n_classes: int, *, resampl
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(deltas, [tail, 100 - tail])
     return 100 * point, 100 * float(low), 100 * float(high)
+
+
+# -- expected best validation score against budget ------------------------------------------------
+
+
+def expected_max(values, n: int) -> float:
+    """Dodge et al. (2019, EMNLP), "Show Your Work": the expected maximum of n configurations drawn
+    with replacement from the N observed scores `values` (each equally likely),
+        E[max_n] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n),   v_(1) <= ... <= v_(N),
+    i.e. the expected best validation score had the search been given n draws instead of N."""
+    v = np.sort(np.asarray(values, dtype=np.float64))
+    if v.size == 0 or n < 1:
+        raise ValueError(f"expected_max needs scores and n >= 1 (got {v.size} scores, n={n})")
+    i = np.arange(1, v.size + 1, dtype=np.float64)
+    return float(np.sum(v * ((i / v.size) ** n - ((i - 1) / v.size) ** n)))
