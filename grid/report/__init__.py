@@ -51,6 +51,7 @@ from grid.report.tune import (
     expected_max_rows,
     expected_max_table,
     is_tune,
+    tune_protocol_item,
     tuned_trials,
 )
 from grid.trials import PREDICTIONS_TABLE
@@ -212,6 +213,10 @@ def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] 
         report.tables[section.key] = section.build(report)
     report.protocol = build_protocol(raw, outcomes, grid, path, report.tables, rope=rope,
                                      read_artifacts=read_artifacts)
+    if search is not None:  # the finals' settings differ by the tune's choice, not by a sweep
+        report.protocol = dataclasses.replace(report.protocol, items=[
+            tune_protocol_item(search, trials) if name == "Swept settings" else (name, text)
+            for name, text in report.protocol.items])
     dropped = [s.title.split(":")[0] for s in sections if wilcoxon_dropped(report.tables[s.key])]
     if dropped:
         report.notes.append(

@@ -23,7 +23,7 @@ from grid.report.paper import BACKBONE_LABELS, VARIANT_LABELS
 from grid.report.settings import assign_settings
 from grid.report.stats import expected_max
 from grid.trials import FINISHED
-from grid.tune import SELECTION_METRIC, best_draw, searched_knobs
+from grid.tune import SEARCH_SPACE, SELECTION_METRIC, best_draw, searched_knobs
 from hcld.config import TrialConfig
 
 GROUP = ("setting", "variant", "row_backbone", "outer_fold")  # what one search chooses for
@@ -142,3 +142,19 @@ def expected_max_rows(t: pl.DataFrame) -> Rows:
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else 100 * x
+
+
+def tune_protocol_item(search: pl.DataFrame, finals: pl.DataFrame) -> tuple[str, str]:
+    """What the tune did, for the protocol (it stands where a grid run lists its swept settings)."""
+    finished = search.filter(pl.col("status").is_in(FINISHED))
+    budget = int(finished["draw"].max()) + 1 if finished.height else 0
+    stopped = finished.filter(pl.col("status") == "stopped").height
+    seeds = sorted(set(finals["seed"].to_list()))
+    knobs = "; ".join(k.describe() for k in SEARCH_SPACE)
+    return ("Tune", f"per backbone x variant x outer fold, budget N = {budget} seeded random draws of the search "
+            f"space ({knobs}), each variant searching the knobs it reads (the others at the paper's value); search "
+            f"trials train on the outer training set minus a validation part and are scored on it only "
+            f"({search.height} search trials: {stopped} stopped early by ASHA, {finished.height - stopped} ran every "
+            f"epoch); the draw of best validation emotion UA (ties: the lowest) is retrained on the whole outer "
+            f"training set with seeds {', '.join(map(str, seeds))} and tested once (the tables above the search's "
+            f"own are these finals); the values chosen are in the 'Chosen configuration' table")

@@ -11,6 +11,7 @@ from grid.report.stats import (
     MIN_PAIRS,
     bayesian_correlated_t,
     corrected_resampled_t,
+    expected_max,
     holm,
     min_wilcoxon_p,
     paired_test,
@@ -191,3 +192,25 @@ def test_paired_bootstrap_pools_folds_averages_seeds_and_is_deterministic():
     assert paired_bootstrap_ua(folds, 4, resamples=500) == (diff, low, high)
     same = [FoldPredictions(f.true, f.pred_a, f.pred_a.copy()) for f in folds]
     assert paired_bootstrap_ua(same, 4, resamples=200) == (0.0, 0.0, 0.0)  # paired: no difference, no width
+
+
+# -- expected maximum against budget (Dodge et al. 2019) --------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_expected_max_equals_the_mean_over_every_draw_with_replacement(n):
+    import itertools
+
+    scores = [0.61, 0.55, 0.70, 0.55, 0.58]  # a tie included
+    every = [max(draws) for draws in itertools.product(scores, repeat=n)]  # all 5^n equally likely draws
+    assert expected_max(scores, n) == pytest.approx(sum(every) / len(every), rel=1e-12)
+
+
+def test_expected_max_starts_at_the_mean_and_rises_to_the_best():
+    scores = [0.2, 0.9, 0.5]
+    assert expected_max(scores, 1) == pytest.approx(np.mean(scores))
+    values = [expected_max(scores, n) for n in range(1, 60)]
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(0.9, abs=1e-9)
+    with pytest.raises(ValueError):
+        expected_max([], 1)
