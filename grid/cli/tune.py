@@ -8,8 +8,10 @@ same command skips every finished trial and, its draws being seeded, chooses the
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,15 +22,17 @@ from grid.cli.run import RunOptions, echo_data, grid_options, inspect_data, plan
 from grid.execute import TRIAL_FN_ENV, EarlyStopping, run_pending
 from grid.progress import Progress
 from grid.result_store import ResultStore, RunLock
-from grid.trials import TrialSpec, code_version, make_specs
+from grid.trials import FINISHED, TrialSpec, code_version, make_specs, trial_id
 from grid.tune import (
     SCHEDULERS,
     SEARCH_SPACE,
     SEARCHERS,
     SELECTION_METRIC,
+    UNFINISHED,
     Choice,
     TunePlan,
     plan_tune,
+    search_config,
     searched_knobs,
     select,
 )
@@ -49,7 +53,9 @@ def tune_folder(results_dir: Path, grid: str) -> Path:
               help="Seeds of each final retrain (default: the grid's seeds).")
 @click.option("--search", type=click.Choice(SEARCHERS), default="random", show_default=True,
               help="How configurations are drawn: random = seeded uniform draws of the search space "
-                   "(grid.tune.SEARCH_SPACE), the same draws on every re-run.")
+                   "(grid.tune.SEARCH_SPACE), the same draws on every re-run; tpe = the first 4 draws as random, "
+                   "then batches of 4 proposed by Optuna's TPE sampler from the finished ones (needs optuna: "
+                   "pip install -e '.[tune]').")
 @click.option("--search-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the draws.")
 @click.option("--scheduler", type=click.Choice(SCHEDULERS),
@@ -113,7 +119,7 @@ def _tune(o: TuneOptions) -> None:
     if scheduler == "asha" and o.executor != "ray":
         raise HcldError("--scheduler asha runs in Ray Tune: use --executor ray, or --scheduler none")
     plan = plan_tune(grid_plan, budget=o.budget, seeds=o.seeds or grid_plan.spec.seeds,
-                     search_seed=o.search_seed, scheduler=scheduler)
+                     search_seed=o.search_seed, scheduler=scheduler, searcher=o.search)
     echo_data(run_options, grid_plan)
     store = ResultStore(tune_folder(o.results_dir, o.grid), o.grid)
     if o.dry_run:
@@ -131,8 +137,8 @@ def _tune(o: TuneOptions) -> None:
 class TuneState:
     """The tune's trials on this data and what the store holds of them."""
 
-    search: list[TrialSpec]  # every search trial, in group order
-    search_ids: list[list[str]]  # per group, the ids of its N search trials (draw order)
+    search: list[TrialSpec]  # every search trial known now (tpe: later batches follow), in group order
+    search_ids: list[list[str]]  # per group, the ids of its search trials known now (draw order)
     unfinished: set[str]  # search trials neither finished nor given up
     gave_up: set[str]
     choices: list[Choice | None]  # per group: its choice, None while its search runs
@@ -142,13 +148,29 @@ class TuneState:
 
 
 def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: int) -> TuneState:
-    search = make_specs(plan.search_points, data_key, store)
-    n = plan.budget
-    ids = [[s.trial_id for s in search[i * n:(i + 1) * n]] for i in range(len(plan.groups))]
+    """Where the tune stands: the search points known now (all N per group under random; under tpe,
+    the batches whose history has finished), the choices of the groups whose search is complete,
+    and their final trials."""
+    rows = store.rows()
+    finished = {r["trial_id"]: r for r in rows if r["status"] in FINISHED}
+    attempts = Counter(r["trial_id"] for r in rows)
+    version = code_version()
+
+    def score_of(point):
+        tid = trial_id(point.config, point.fold, data_key, version)
+        if tid in finished:
+            score = finished[tid].get(SELECTION_METRIC)
+            return None if score is None or math.isnan(score) else float(score)
+        return None if attempts[tid] > max_failures else UNFINISHED  # None: given up, no score
+
+    points = [plan.search_points(g, score_of) for g in plan.groups]
+    per_group = [make_specs(p, data_key, store) for p in points]
+    search = [s for specs in per_group for s in specs]
+    ids = [[s.trial_id for s in specs] for specs in per_group]
     state = store.plan([s.trial_id for s in search], max_failures)
     unfinished = set(state.pending)
-    rows = store.rows()
-    choices = [select(g, g_ids, rows, unfinished) for g, g_ids in zip(plan.groups, ids)]
+    search = [replace(s, attempts_before=state.attempts[s.trial_id]) for s in search]
+    choices = [select(g, p, g_ids, rows, unfinished, plan.budget) for g, p, g_ids in zip(plan.groups, points, ids)]
     final_points = [p for c in choices if c is not None for p in c.final_points(plan.seeds)]
     finals = make_specs(final_points, data_key, store)
     final_state = store.plan([s.trial_id for s in finals], max_failures)
@@ -166,7 +188,7 @@ def _pending(specs: list[TrialSpec], store: ResultStore, max_failures: int) -> l
 def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, store: ResultStore,
                early_stopping: EarlyStopping | None, best_metric: str) -> None:
     pending = _pending(specs, store, o.max_failures)
-    click.echo(f"{name}: {len(specs)} trials, {len(specs) - len(pending)} finished or given up, "
+    click.echo(f"{name}: {len(specs)} trials known, {len(specs) - len(pending)} finished or given up, "
                f"{len(pending)} to run")
     if not pending:
         return
@@ -188,13 +210,20 @@ def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, st
 def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) -> None:
     click.echo(f"tune {o.grid}: {len(plan.groups)} groups (backbone x variant x outer fold), budget "
                f"{plan.budget} configurations each, {plan.seeds} seed(s) per final -> {store.path}")
-    state = tune_state(plan, experiment.data_key, store, o.max_failures)
-    stopping = None
-    if plan.scheduler == "asha":
-        group_of = {s.trial_id: g.label for g, g_ids in zip(plan.groups, state.search_ids)
-                    for s in state.search if s.trial_id in set(g_ids)}
-        stopping = EarlyStopping.for_epochs(SELECTION_METRIC, plan.epochs, group_of)
-    _run_stage(o, "search (validation only)", state.search, experiment, store, stopping, SELECTION_METRIC)
+    ran: set[str] | None = None
+    while True:  # random: one pass; tpe: one pass per batch of proposals
+        state = tune_state(plan, experiment.data_key, store, o.max_failures)
+        todo = {s.trial_id for s in _pending(state.search, store, o.max_failures)}
+        if todo and todo == ran:  # nothing moved: trials that did not finish (the summary says so)
+            break
+        stopping = None
+        if plan.scheduler == "asha":
+            group_of = {t: g.label for g, g_ids in zip(plan.groups, state.search_ids) for t in g_ids}
+            stopping = EarlyStopping.for_epochs(SELECTION_METRIC, plan.epochs, group_of)
+        _run_stage(o, "search (validation only)", state.search, experiment, store, stopping, SELECTION_METRIC)
+        if not todo:
+            break
+        ran = todo
     state = tune_state(plan, experiment.data_key, store, o.max_failures)  # the choices, now the search is done
     _run_stage(o, "final (chosen configurations, tested)", state.finals, experiment, store, None, "emo_ua")
     state = tune_state(plan, experiment.data_key, store, o.max_failures)
@@ -234,7 +263,7 @@ def _dry_run(plan: TunePlan, store: ResultStore, experiment, o: TuneOptions) -> 
     for i, g in enumerate(plan.groups):
         by_cell.setdefault((g.base.config.backbone, g.base.config.variant), []).append(i)
     for (backbone, variant), members in by_cell.items():
-        knobs = ", ".join(k.name for k in searched_knobs(plan.groups[members[0]].search[0].config))
+        knobs = ", ".join(k.name for k in searched_knobs(search_config(plan.groups[members[0]].base.config, 0)))
         search = plan.budget * len(members)
         finals = plan.seeds * len(members)
         done = sum(done_search.get(i, 0) for i in members)

@@ -27,8 +27,17 @@ from grid.progress import Progress
 from grid.report import build_report
 from grid.report.stats import expected_max
 from grid.result_store import ResultStore
-from grid.trials import make_specs
-from grid.tune import SEARCH_SPACE, draw, plan_tune, search_config, searched_knobs
+from grid.tune import (
+    SEARCH_SPACE,
+    TPE_BATCH,
+    TPE_STARTUP,
+    UNFINISHED,
+    draw,
+    plan_tune,
+    search_config,
+    searched_knobs,
+    tpe_batch,
+)
 from hcld.config import TrialConfig, TrialData, TrialResult
 from hcld.losses.variants import unused_settings
 
@@ -130,7 +139,7 @@ def _search_and_choose(tmp_path, experiment):
                      settings=["epochs=3", "threads=1", "batch_size=16"])
     plan = plan_tune(grid, budget=3, seeds=1, scheduler="none")
     store = ResultStore(tmp_path, "smoke")
-    specs = make_specs(plan.search_points, experiment.data_key, store)
+    specs = tune_state(plan, experiment.data_key, store, 0).search
     run_local(specs, experiment, store, Progress(len(specs)))
     state = tune_state(plan, experiment.data_key, store, 0)
     search_rows = {r["trial_id"]: r for r in store.rows()}
@@ -221,8 +230,12 @@ def test_asha_needs_the_ray_executor(tmp_path):
 
 
 def slow_val_trial(spec, experiment, *, on_epoch, artifacts_dir):
-    """A fake trial: validation scores from the config's lr (search), test scores for a final."""
     time.sleep(0.25)
+    return fast_val_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+def fast_val_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    """A fake trial: validation scores from the config's lr (search), test scores for a final."""
     score = 0.3 + 100 * spec.config.lr  # lr in [1e-4, 3e-3]: 0.31 .. 0.6
     nan = math.nan
     metrics = {"emo_wa": nan, "emo_ua": nan, "spk_wa": nan, "spk_ua": nan, "probe_spk_from_xe": nan,
@@ -271,3 +284,53 @@ def test_kill_9_mid_tune_then_resume_loses_and_repeats_no_trial(tmp_path, data_d
     # the fake's score grows with lr: every group chose its draw of highest lr
     lrs = [draw(i)["lr"] for i in range(3)]
     assert {r["draw"] for r in after if r["stage"] == "final"} == {lrs.index(max(lrs))}
+
+
+# -- --search tpe ------------------------------------------------------------------------------------
+
+
+def test_tpe_proposals_are_a_function_of_seed_and_history_and_stay_in_range():
+    knobs = searched_knobs(TrialConfig(variant="hcld"))
+    history = [({k.name: draw(i)[k.name] for k in knobs}, 0.3 + 0.05 * i) for i in range(4)]
+    a = tpe_batch(knobs, history, 4, 4, seed=0)
+    assert a == tpe_batch(knobs, history, 4, 4, seed=0)  # replayed after a kill: the same batch
+    assert a != tpe_batch(knobs, history[:3] + [(history[3][0], 0.0)], 4, 4, seed=0)  # the scores matter
+    assert a != tpe_batch(knobs, history, 4, 4, seed=1)
+    assert len({json.dumps(p, sort_keys=True) for p in a}) == 4  # constant liar: four distinct proposals
+    for proposal in a:
+        assert set(proposal) == {k.name for k in knobs}
+        for k in knobs:
+            assert k.low <= proposal[k.name] <= k.high and proposal[k.name] == float(f"{proposal[k.name]:.3g}")
+
+
+def test_tpe_proposes_a_batch_only_when_the_draws_before_it_have_finished():
+    plan = plan_tune(plan_grid("smoke", backbones=["cnn"], variants=["hcld"], seeds=1), budget=10, seeds=1,
+                     scheduler="none", searcher="tpe")
+    group = plan.groups[0]
+    waiting = plan.search_points(group, lambda p: UNFINISHED if p.draw == 2 else 0.5)
+    assert [p.draw for p in waiting] == list(range(TPE_STARTUP))
+    assert [p.config for p in waiting] == [search_config(group.base.config, i) for i in range(TPE_STARTUP)]
+    scores = {}
+    points = plan.search_points(group, lambda p: scores.setdefault(p.config, 0.3 + 0.01 * len(scores)))
+    assert [p.draw for p in points] == list(range(10)) and TPE_STARTUP + TPE_BATCH < 10
+    assert all(p.stage == "search" and not p.config.evaluate_test for p in points)
+    again = plan.search_points(group, lambda p: scores[p.config])
+    assert again == points  # the same history gives the same proposals
+
+
+def test_a_tpe_tune_runs_its_batches_then_resumes_without_re_proposing(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv(TRIAL_FN_ENV, "test_tune:fast_val_trial")
+    results = tmp_path / "results"
+    args = ["smoke", "--budget", 10, "--backbones", "cnn", "--variants", VARIANTS, "--search", "tpe",
+            "--executor", "local", "--data-dir", data_dir, "--results-dir", results]
+    code, out = invoke(*args)
+    assert code == 0, out
+    # the 4 startup draws, then TPE batches of 4 and 2, then the stage's summary
+    assert out.count("search (validation only):") == 4 and "20 trials known, 20 finished or given up, 0 to run" in out
+    search, finals = _check_tune_rows(store_rows(results), budget=10, groups=2, seeds=1)
+    for variant in ("emo_only", "hcld"):
+        draws = sorted(r["draw"] for r in search if r["variant"] == variant)
+        assert draws == list(range(10))
+    code, again = invoke(*args)
+    assert code == 0 and "20 trials known, 20 finished or given up, 0 to run" in again
+    assert len(store_rows(results)) == 22
