@@ -72,61 +72,44 @@ def tune(**options) -> None:
     part and is scored on that part only; the best per backbone x variant is retrained on the whole
     training set with S seeds and tested once. `hcld-grid report GRID-tune` reports it.
     """
-    _tune(TuneOptions(**options))
+    _tune(TuneOptions.parse(options))
+
+
+TUNE_OWN = ("budget", "seeds", "search", "search_seed", "scheduler")  # the options `run` has not (or means otherwise)
 
 
 @dataclass(frozen=True)
 class TuneOptions:
-    """The command line of `hcld-grid tune`: the grid options of `run`, and the tune's own."""
+    """The command line of `hcld-grid tune`: the grid as `run` would plan it with one seed (the tune
+    chooses the finals' seeds), and the tune's own options."""
 
-    grid: str
-    epochs: int | None
-    fold_scheme: str | None
-    features: str | None
-    backbones: tuple[str, ...] | None
-    variants: tuple[str, ...] | None
-    settings: tuple[str, ...]
-    iemocap: Path | None
-    hubert_checkpoint: Path | None
-    roberta: Path | None
-    data_dir: Path
-    results_dir: Path
-    executor: str
-    gpus_per_trial: float | None
-    cpus_per_trial: float
-    address: str | None
-    no_dashboard: bool
-    max_failures: int
-    verbose: bool
+    run: RunOptions
     budget: int
     seeds: int | None
     search: str
     search_seed: int
     scheduler: str | None
-    dry_run: bool
 
-    def run_options(self) -> RunOptions:
-        """The grid as `run` would plan it with one seed (the tune chooses the finals' seeds)."""
-        own = {"budget", "seeds", "search", "search_seed", "scheduler"}
-        values = {k: v for k, v in self.__dict__.items() if k not in own}
-        return RunOptions(**values, sweeps=(), seeds=1)
+    @classmethod
+    def parse(cls, options: dict) -> TuneOptions:
+        own = {k: options.pop(k) for k in TUNE_OWN}
+        return cls(RunOptions(**options, sweeps=(), seeds=1), **own)
 
 
 def _tune(o: TuneOptions) -> None:
-    run_options = o.run_options()
-    grid_plan = plan_of(run_options)
-    scheduler = o.scheduler or ("asha" if o.executor == "ray" else "none")
-    if scheduler == "asha" and o.executor != "ray":
+    grid_plan = plan_of(o.run)
+    scheduler = o.scheduler or ("asha" if o.run.executor == "ray" else "none")
+    if scheduler == "asha" and o.run.executor != "ray":
         raise HcldError("--scheduler asha runs in Ray Tune: use --executor ray, or --scheduler none")
     plan = plan_tune(grid_plan, budget=o.budget, seeds=o.seeds or grid_plan.spec.seeds,
                      search_seed=o.search_seed, scheduler=scheduler, searcher=o.search)
-    echo_data(run_options, grid_plan)
-    store = ResultStore(tune_folder(o.results_dir, o.grid), o.grid)
-    if o.dry_run:
-        _dry_run(plan, store, inspect_data(run_options, grid_plan), o)
+    echo_data(o.run, grid_plan)
+    store = ResultStore(tune_folder(o.run.results_dir, o.run.grid), o.run.grid)
+    if o.run.dry_run:
+        _dry_run(plan, store, inspect_data(o.run, grid_plan), o)
         return
     with RunLock(store.folder):
-        experiment = prepare_data(run_options, grid_plan)
+        experiment = prepare_data(o.run, grid_plan)
         _run_locked(o, plan, store, experiment)
 
 
@@ -187,7 +170,7 @@ def _pending(specs: list[TrialSpec], store: ResultStore, max_failures: int) -> l
 
 def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, store: ResultStore,
                early_stopping: EarlyStopping | None, best_metric: str) -> None:
-    pending = _pending(specs, store, o.max_failures)
+    pending = _pending(specs, store, o.run.max_failures)
     click.echo(f"{name}: {len(specs)} trials known, {len(specs) - len(pending)} finished or given up, "
                f"{len(pending)} to run")
     if not pending:
@@ -196,10 +179,10 @@ def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, st
         click.echo(f"early stopping: {early_stopping.describe()}")
     progress = Progress(len(pending), best_metric=best_metric)
     try:
-        run_pending(pending, experiment, store, progress, executor=o.executor,
-                    trial_fn=os.environ.get(TRIAL_FN_ENV, "hcld"), max_failures=o.max_failures,
-                    cpus_per_trial=o.cpus_per_trial, gpus_per_trial=o.gpus_per_trial, address=o.address,
-                    dashboard=not o.no_dashboard, verbose=o.verbose, echo=click.echo,
+        run_pending(pending, experiment, store, progress, executor=o.run.executor,
+                    trial_fn=os.environ.get(TRIAL_FN_ENV, "hcld"), max_failures=o.run.max_failures,
+                    cpus_per_trial=o.run.cpus_per_trial, gpus_per_trial=o.run.gpus_per_trial, address=o.run.address,
+                    dashboard=not o.run.no_dashboard, verbose=o.run.verbose, echo=click.echo,
                     early_stopping=early_stopping)
     except KeyboardInterrupt:
         click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in {store.path}; "
@@ -208,12 +191,12 @@ def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, st
 
 
 def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) -> None:
-    click.echo(f"tune {o.grid}: {len(plan.groups)} groups (backbone x variant x outer fold), budget "
+    click.echo(f"tune {o.run.grid}: {len(plan.groups)} groups (backbone x variant x outer fold), budget "
                f"{plan.budget} configurations each, {plan.seeds} seed(s) per final -> {store.path}")
     ran: set[str] | None = None
     while True:  # random: one pass; tpe: one pass per batch of proposals
-        state = tune_state(plan, experiment.data_key, store, o.max_failures)
-        todo = {s.trial_id for s in _pending(state.search, store, o.max_failures)}
+        state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
+        todo = {s.trial_id for s in _pending(state.search, store, o.run.max_failures)}
         if todo and todo == ran:  # nothing moved: trials that did not finish (the summary says so)
             break
         stopping = None
@@ -224,15 +207,15 @@ def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) 
         if not todo:
             break
         ran = todo
-    state = tune_state(plan, experiment.data_key, store, o.max_failures)  # the choices, now the search is done
+    state = tune_state(plan, experiment.data_key, store, o.run.max_failures)  # the choices, now the search is done
     _run_stage(o, "final (chosen configurations, tested)", state.finals, experiment, store, None, "emo_ua")
-    state = tune_state(plan, experiment.data_key, store, o.max_failures)
+    state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
     chosen = sum(c is not None for c in state.choices)
     expected = len(plan.groups) * plan.seeds
-    click.echo(f"tune {o.grid}: search {len(state.search) - len(state.unfinished) - len(state.gave_up)}/"
+    click.echo(f"tune {o.run.grid}: search {len(state.search) - len(state.unfinished) - len(state.gave_up)}/"
                f"{len(state.search)} finished ({len(state.gave_up)} given up); {chosen}/{len(plan.groups)} groups "
                f"chosen; finals {len(state.final_done)}/{expected} done ({len(state.final_gave_up)} given up) "
-               f"-> {store.path}; report: hcld-grid report {o.grid}{TUNE_SUFFIX}")
+               f"-> {store.path}; report: hcld-grid report {o.run.grid}{TUNE_SUFFIX}")
     if state.unfinished or state.gave_up or state.final_gave_up or len(state.final_done) < expected:
         click.echo("the tune is not complete: run the same command again to resume (raise --max-failures "
                    "to retry given-up trials).")
@@ -244,7 +227,7 @@ def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) 
 
 def _dry_run(plan: TunePlan, store: ResultStore, experiment, o: TuneOptions) -> None:
     """The budget per variant, the search and final trial counts, and what is done."""
-    click.echo(f"tune {o.grid}: searcher {o.search} (seed {plan.search_seed}), scheduler {plan.scheduler}, "
+    click.echo(f"tune {o.run.grid}: searcher {o.search} (seed {plan.search_seed}), scheduler {plan.scheduler}, "
                f"{plan.seeds} seed(s) per final, {plan.epochs} epochs per trial")
     click.echo("search space: " + "; ".join(k.describe() for k in SEARCH_SPACE))
     if isinstance(experiment, list):
@@ -252,7 +235,7 @@ def _dry_run(plan: TunePlan, store: ResultStore, experiment, o: TuneOptions) -> 
                    "nothing can be done yet")
         state = None
     else:
-        state = tune_state(plan, experiment.data_key, store, o.max_failures)
+        state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
         click.echo(f"code version {code_version()}, data key {experiment.data_key}")
     done_search = {} if state is None else {
         i: sum(t not in state.unfinished and t not in state.gave_up for t in ids)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli_testing import cli_env, kill_9_after_rows
 from click.testing import CliRunner
 from test_runner import ok_trial
 
@@ -29,18 +30,6 @@ CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-
 def slow_trial(spec, experiment, *, on_epoch, artifacts_dir):
     time.sleep(0.25)
     return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One synthetic corpus + fbank store for the module (prepare_experiment reuses it)."""
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(TRIAL_FN_ENV, raising=False)
 
 
 def invoke(*args):
@@ -139,24 +128,8 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
     results = tmp_path / "results"
     store = results / "smoke" / "trials.parquet"
     args = ["smoke", "--data-dir", data_dir, "--results-dir", results]
-    env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([*CLI, *map(str, args), "--executor", killed_executor,
-                             "--no-dashboard"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    try:
-        while not (store.exists() and len(pq.read_table(store)) >= 3):
-            assert proc.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)  # the driver only, as a user's kill -9 would
-        proc.wait()
-        try:  # then the Ray processes it left behind (they would exit on their own, later)
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    env = cli_env("test_run_cli:slow_trial")
+    kill_9_after_rows([*CLI, *map(str, args), "--executor", killed_executor, "--no-dashboard"], env, store, 3)
     before = pq.read_table(store).to_pylist()
     assert 3 <= len(before) < 15  # killed mid-grid
     # Resume in-process: the store, not the executor, decides what is left (the Ray executor
@@ -176,8 +149,7 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
 def test_ctrl_c_keeps_finished_trials_frees_the_lock_and_says_how_to_resume(tmp_path, data_dir, executor):
     results = tmp_path / "results"
     store = results / "smoke" / "trials.parquet"
-    env = {**os.environ, TRIAL_FN_ENV: "test_run_cli:slow_trial", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+    env = cli_env("test_run_cli:slow_trial")
     proc = subprocess.Popen([*CLI, "smoke", "--executor", executor, "--no-dashboard", "--data-dir",
                              str(data_dir), "--results-dir", str(results)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

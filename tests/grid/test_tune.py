@@ -7,8 +7,6 @@ can be killed mid-tune at a known point."""
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli_testing import cli_env, kill_9_after_rows
 from click.testing import CliRunner
 
 from grid.cli.tune import tune, tune_state
@@ -44,17 +43,6 @@ from hcld.losses.variants import unused_settings
 TESTS_DIR = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from grid.cli.tune import tune; tune(prog_name='hcld-grid tune')"]
 VARIANTS = "emo_only,hcld"
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("data")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(TRIAL_FN_ENV, raising=False)
 
 
 def invoke(*args):
@@ -253,24 +241,9 @@ def test_kill_9_mid_tune_then_resume_loses_and_repeats_no_trial(tmp_path, data_d
     store = results / "smoke-tune" / "trials.parquet"
     args = ["smoke", "--budget", 3, "--backbones", "cnn", "--data-dir", data_dir, "--results-dir", results,
             "--scheduler", "none"]
-    env = {**os.environ, TRIAL_FN_ENV: "test_tune:slow_val_trial", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([*CLI, *map(str, args), "--executor", killed_executor, "--no-dashboard"], env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    try:
-        while not (store.exists() and len(pq.read_table(store)) >= 3):
-            assert proc.poll() is None, "the tune ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    before = pq.read_table(store).to_pylist()
+    env = cli_env("test_tune:slow_val_trial")
+    before = kill_9_after_rows([*CLI, *map(str, args), "--executor", killed_executor, "--no-dashboard"], env,
+                               store, 3)
     assert 3 <= len(before) < 15  # killed in the search stage (5 variants x 3 draws)
     done = subprocess.run([*CLI, *map(str, args), "--executor", "local"], env=env, text=True,
                           capture_output=True, timeout=300)
