@@ -211,12 +211,13 @@ def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) 
     _run_stage(o, "final (chosen configurations, tested)", state.finals, experiment, store, None, "emo_ua")
     state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
     chosen = sum(c is not None for c in state.choices)
-    expected = len(plan.groups) * plan.seeds
+    expected, n_search = len(plan.groups) * plan.seeds, len(plan.groups) * plan.budget
     click.echo(f"tune {o.run.grid}: search {len(state.search) - len(state.unfinished) - len(state.gave_up)}/"
-               f"{len(state.search)} finished ({len(state.gave_up)} given up); {chosen}/{len(plan.groups)} groups "
+               f"{n_search} finished ({len(state.gave_up)} given up); {chosen}/{len(plan.groups)} groups "
                f"chosen; finals {len(state.final_done)}/{expected} done ({len(state.final_gave_up)} given up) "
                f"-> {store.path}; report: hcld-grid report {o.run.grid}{TUNE_SUFFIX}")
-    if state.unfinished or state.gave_up or state.final_gave_up or len(state.final_done) < expected:
+    if (state.unfinished or state.gave_up or len(state.search) < n_search or state.final_gave_up
+            or len(state.final_done) < expected):
         click.echo("the tune is not complete: run the same command again to resume (raise --max-failures "
                    "to retry given-up trials).")
         sys.exit(1)
