@@ -1,7 +1,26 @@
-"""The label sets shared by every module: one order, used everywhere (manifests store names)."""
+"""The label vocabulary shared by every module (manifests store label words, trials class indices).
+
+A corpus' label set is its own (hcld.data.manifest.emotion_names: the sorted label words of its
+manifest); EMOTIONS is IEMOCAP's, the paper's four classes, and the default where a trial's data
+carries no label set.
+"""
 
 EMOTIONS: tuple[str, ...] = ("ang", "hap", "neu", "sad")
 EMOTION_INDEX: dict[str, int] = {name: i for i, name in enumerate(EMOTIONS)}
+
+# The label words corpus readers map their raw labels to (EmoBox's three-letter style), and the
+# word each stands for: LCL's anchor text (hcld.anchors). A label outside this table (a manifest
+# of one's own) is its own anchor text.
+LABEL_WORDS: dict[str, str] = {
+    "ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad", "fea": "fearful", "dis": "disgusted",
+    "sur": "surprised", "cal": "calm", "bor": "bored", "con": "contemptuous", "fru": "frustrated",
+    "exc": "excited",
+}
+
+
+def anchor_text(label: str) -> str:
+    """The word LCL embeds for a label (the label itself when it is not in LABEL_WORDS)."""
+    return LABEL_WORDS.get(label, label.replace("_", " "))
 
 # IEMOCAP's raw labels that we keep, and what they become ("exc" is merged into "hap", as in the paper).
 IEMOCAP_LABEL_MAP: dict[str, str] = {"ang": "ang", "hap": "hap", "exc": "hap", "neu": "neu", "sad": "sad"}

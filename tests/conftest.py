@@ -29,6 +29,6 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def synth_manifest(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """manifest.parquet of `synth_corpus`, written by prepare_iemocap."""
-    from hcld.data.iemocap import prepare_iemocap
+    from hcld.data.corpora.iemocap import prepare_iemocap
 
     return prepare_iemocap(synth_corpus, tmp_path_factory.mktemp("data")).manifest_path

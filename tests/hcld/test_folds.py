@@ -1,4 +1,5 @@
-"""Folds: disjoint test sets that cover the corpus, stratified random5, loso = sessions."""
+"""Folds: disjoint test sets that cover the corpus; stratified random k-fold, loso = sessions (or
+speakers where a corpus has none), speaker-independent k-fold."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from grid.cli.data import data as data_cli
-from hcld.data.folds import FOLD_SCHEMES, folds_filename, make_folds, read_folds, write_folds
-from hcld.data.iemocap import read_manifest
+from hcld.data.folds import FOLD_SCHEMES, N_FOLDS, folds_filename, make_folds, read_folds, write_folds
+from hcld.data.manifest import read_manifest
 from hcld.errors import DataError
 from hcld.labels import EMOTIONS, SESSIONS
 
@@ -24,10 +25,11 @@ def test_test_sets_are_disjoint_and_cover_the_corpus(manifest, scheme):
     folds = make_folds(manifest, scheme)
     assert folds.columns == ["utt_id", "fold"]
     assert sorted(folds["utt_id"].to_list()) == sorted(manifest["utt_id"].to_list())  # each utterance once
-    assert sorted(folds["fold"].unique().to_list()) == [0, 1, 2, 3, 4]
-    tests = [set(folds.filter(pl.col("fold") == k)["utt_id"]) for k in range(5)]
-    for a in range(5):
-        for b in range(a + 1, 5):
+    k = N_FOLDS[scheme]
+    assert sorted(folds["fold"].unique().to_list()) == list(range(k))
+    tests = [set(folds.filter(pl.col("fold") == f)["utt_id"]) for f in range(k)]
+    for a in range(k):
+        for b in range(a + 1, k):
             assert not tests[a] & tests[b]
     assert set().union(*tests) == set(manifest["utt_id"])
 
@@ -58,13 +60,40 @@ def test_loso_fold_is_the_session_and_keeps_speakers_out_of_training(manifest):
         assert test == {SESSIONS[k] + "F", SESSIONS[k] + "M"} and not test & train
 
 
+def test_loso_leaves_out_speakers_where_the_corpus_has_no_sessions(manifest):
+    no_sessions = manifest.with_columns(pl.lit(None, dtype=pl.String).alias("session"))
+    joined = make_folds(no_sessions, "loso").join(manifest.select("utt_id", "speaker"), on="utt_id")
+    speakers = sorted(manifest["speaker"].unique())
+    assert joined["fold"].n_unique() == len(speakers) == 10
+    assert all(speakers[fold] == speaker for fold, speaker in joined.select("fold", "speaker").iter_rows())
+    # a corpus missing a session has a fold fewer: the count is the data's
+    four = make_folds(manifest.filter(pl.col("session") != "Ses03"), "loso")
+    assert four["fold"].n_unique() == 4
+
+
+@pytest.mark.parametrize("scheme", ["speaker5", "speaker10"])
+def test_speaker_folds_keep_every_speaker_on_one_side_and_balance_sizes(manifest, scheme):
+    k = N_FOLDS[scheme]
+    joined = make_folds(manifest, scheme, seed=0).join(manifest.select("utt_id", "speaker"), on="utt_id")
+    assert (joined.group_by("speaker").agg(pl.col("fold").n_unique())["fold"] == 1).all()
+    per_speaker = joined.group_by("speaker").len()["len"]
+    sizes = joined.group_by("fold").len()["len"]
+    assert sizes.len() == k and sizes.max() - sizes.min() <= per_speaker.max()
+    other = make_folds(manifest, scheme, seed=1)
+    assert make_folds(manifest.reverse(), scheme, seed=0).equals(make_folds(manifest, scheme, seed=0))
+    if k < 10:  # with one speaker per fold, every seed gives the same sizes but another deal
+        assert not other.equals(make_folds(manifest, scheme, seed=0))
+
+
 def test_an_empty_fold_is_an_error(manifest):
     with pytest.raises(DataError, match="empty test set"):
         make_folds(manifest.head(4), "random5")
-    with pytest.raises(DataError, match="Ses03"):
-        make_folds(manifest.filter(pl.col("session") != "Ses03"), "loso")
+    with pytest.raises(DataError, match="one session only"):
+        make_folds(manifest.filter(pl.col("session") == "Ses03"), "loso")
+    with pytest.raises(DataError, match="2 speakers for 5 folds"):
+        make_folds(manifest.filter(pl.col("session") == "Ses03"), "speaker5")
     with pytest.raises(DataError, match="unknown fold scheme"):
-        make_folds(manifest, "random10")
+        make_folds(manifest, "random7")
 
 
 def test_write_read_round_trip(manifest, tmp_path):

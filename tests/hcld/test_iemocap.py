@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from grid.cli.data import data as data_cli
 from hcld.data.audio import load_clip
-from hcld.data.iemocap import MANIFEST_COLUMNS, manifest_hash, prepare_iemocap, read_manifest
+from hcld.data.corpora.iemocap import prepare_iemocap
+from hcld.data.folds import FOLD_SCHEMES
+from hcld.data.manifest import MANIFEST_COLUMNS, manifest_hash, read_manifest
 from hcld.errors import DataError
 
 # (utterance id, raw label). Two utterances per speaker and session, in several dialogs; the
@@ -266,7 +268,7 @@ def test_prepare_cli_prints_counts_and_writes_folds(tmp_path):
     assert "ang 2, hap 5, neu 5, sad 3  total 15" in res.output
     assert "hap 1636, ang 1103, sad 1084, neu 1708  total 5531" in res.output
     assert "Ses02F_impro02_F000.wav: audio file is empty" in res.output
-    assert {p.name for p in out.iterdir()} == {"manifest.parquet", "folds-random5.parquet", "folds-loso.parquet"}
+    assert {p.name for p in out.iterdir()} == {"manifest.parquet", *(f"folds-{s}.parquet" for s in FOLD_SCHEMES)}
 
     res = CliRunner().invoke(data_cli, ["prepare", "--iemocap", str(root), "--out", str(out), "--strict"])
     assert res.exit_code == 2 and "error: " in res.output and "Traceback" not in res.output

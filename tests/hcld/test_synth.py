@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 
 from grid.cli.data import data as data_cli
 from hcld.data.audio import read_mono
-from hcld.data.iemocap import prepare_iemocap, read_manifest
+from hcld.data.corpora.iemocap import prepare_iemocap
+from hcld.data.manifest import read_manifest
 from hcld.data.synth import DROPPED_LABELS, _class_counts, write_synthetic_corpus
 from hcld.labels import EMOTIONS, IEMOCAP_COUNTS
 
