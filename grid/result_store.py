@@ -119,7 +119,12 @@ class ResultStore:
         if not self.predictions_path.exists():
             return PREDICTION_SCHEMA.empty_table()
         try:
-            return pq.read_table(self.predictions_path, schema=PREDICTION_SCHEMA)
+            table = pq.read_table(self.predictions_path)
+            if "prob" not in table.column_names:  # written when every grid had IEMOCAP's classes: prob_<label>
+                columns = [np.asarray(table[f"prob_{e}"], dtype=np.float32) for e in EMOTIONS]
+                flat = pa.array(np.stack(columns, axis=1).ravel(), pa.float32())
+                table = table.append_column("prob", pa.FixedSizeListArray.from_arrays(flat, len(EMOTIONS)))
+            return table.select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA)
         except Exception as exc:
             raise HcldError(f"cannot read predictions table {self.predictions_path}: {exc}") from exc
 
@@ -132,7 +137,7 @@ class ResultStore:
             prob = npz["prob"].astype(np.float32)
             columns = {"trial_id": [row["trial_id"]] * len(npz["true"]), "utt_id": npz["utt_id"].astype(str),
                        "emotion_true": npz["true"].astype(np.int8), "emotion_pred": npz["pred"].astype(np.int8),
-                       **{f"prob_{e}": prob[:, i] for i, e in enumerate(EMOTIONS)}}
+                       "prob": list(prob)}
         return pa.Table.from_pydict(columns, schema=PREDICTION_SCHEMA)
 
     def _append_predictions(self, rows: list[dict[str, Any]]) -> None:

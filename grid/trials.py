@@ -22,7 +22,6 @@ import pyarrow as pa
 import hcld
 from grid.sweeps import setting_label, swept_values
 from hcld.config import TrialConfig, TrialData, TrialResult
-from hcld.labels import EMOTIONS
 from hcld.losses.variants import uses_speaker_branch
 from hcld.metrics import METRICS, VALIDATION_METRICS
 
@@ -55,6 +54,9 @@ SCHEMA = pa.schema(
         ("fold", pa.int64()),
         ("features", pa.string()),
         ("corpus", pa.string()),
+        # the label set, class-index order, comma-joined (null in rows older than it: IEMOCAP's,
+        # hcld.labels.EMOTIONS)
+        ("emotions", pa.string()),
         ("epochs", pa.int64()),
         ("seed", pa.int64()),
         ("loss_impl_requested", pa.string()),  # TrialConfig.loss_impl: torch | triton
@@ -96,9 +98,9 @@ PREDICTION_SCHEMA = pa.schema(
     [
         ("trial_id", pa.string()),
         ("utt_id", pa.string()),
-        ("emotion_true", pa.int8()),  # index into hcld.labels.EMOTIONS
+        ("emotion_true", pa.int8()),  # class index into the trial row's `emotions`
         ("emotion_pred", pa.int8()),
-        *[(f"prob_{e}", pa.float32()) for e in EMOTIONS],
+        ("prob", pa.list_(pa.float32())),  # one probability per class, in the same order
     ]
 )
 
@@ -146,6 +148,7 @@ class ExperimentLike(Protocol):
     features_name: str
     fold_scheme: str
     data_key: str
+    emotion_names: tuple[str, ...]  # the label set, class-index order
 
     def trial_data(self, fold: int) -> TrialData: ...
 
@@ -167,7 +170,8 @@ def trial_row(spec: TrialSpec, experiment: ExperimentLike, *, attempt: int, seco
         "trunk": c.trunk if uses_speaker_branch(c) else "-",
         "speaker_backbone": (c.speaker_backbone or c.backbone) if uses_speaker_branch(c) else None,
         "variant": c.variant, "fold_scheme": experiment.fold_scheme, "fold": spec.fold,
-        "features": experiment.features_name, "corpus": experiment.corpus, "epochs": c.epochs,
+        "features": experiment.features_name, "corpus": experiment.corpus,
+        "emotions": ",".join(experiment.emotion_names), "epochs": c.epochs,
         "seed": c.seed, "loss_impl_requested": c.loss_impl, "selection": c.selection, "seconds": seconds,
         "host": socket.gethostname(), "code_version": spec.code_version,
         "finished_at": now(), "attempts": attempt, "config_json": c.to_json(),
@@ -220,7 +224,6 @@ class TrialSpec:
     setting: str = ""  # its swept values, e.g. "temperature=0.5" (grid.sweeps.setting_label)
     stage: str | None = None  # a tune's trial: one of STAGES (grid.tune); None for `hcld-grid run`
     draw: int | None = None  # a tune's trial: index of its searched configuration
-
 
     @property
     def name(self) -> str:

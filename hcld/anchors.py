@@ -1,7 +1,8 @@
 """Label anchors for LCL: one fixed vector per emotion class, from the label word.
 
 Paper III-D-2: "We use the roberta-base model to extract the features E_i of the text labels".
-What we do: each class name becomes an English word (ANCHOR_WORDS), the word is encoded by
+What we do: each class name becomes an English word (hcld.labels.anchor_text: ang -> "angry",
+a label word outside hcld.labels.LABEL_WORDS is its own text), the word is encoded by
 RoBERTa as "<s> word </s>" and its vector is the mean of the last hidden states over the word's
 own tokens (special tokens excluded). How the fixed 768-d vectors meet X_e's size is
 `TrialConfig.anchor_projection`: "learned" maps them with a trainable Linear (the anchors become
@@ -13,8 +14,9 @@ Sources (`TrialConfig.anchor_source`):
 - "fallback": seeded random orthonormal vectors of the same size, labelled "fallback:orthogonal"
   in results (no semantics: only the learnable projection shapes them);
 - "auto": "roberta" when `roberta_path` is set, else "fallback".
-The four vectors are cached in-process and on disk (<cache>/anchors/<key>.pt, key = hash of the
-model folder's small files and its weight files' names and sizes).
+One vector per class of the trial's label set (IEMOCAP: four), cached in-process and on disk
+(<cache>/anchors/<key>.pt, key = hash of the label words, the model folder's small files and its
+weight files' names and sizes).
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ import torch
 
 from hcld.errors import MissingAssetError
 from hcld.fileio import atomic_path
-from hcld.labels import EMOTIONS
+from hcld.labels import EMOTIONS, anchor_text
 
-ANCHOR_WORDS: dict[str, str] = {"ang": "angry", "hap": "happy", "neu": "neutral", "sad": "sad"}
 FALLBACK_DIM = 768  # roberta-base's hidden size: both sources give the model the same shapes
 FALLBACK_SEED = 20250406
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".h5", ".msgpack")
@@ -47,20 +48,21 @@ _memory_cache: dict[str, torch.Tensor] = {}
 
 @dataclass(frozen=True)
 class LabelAnchors:
-    vectors: torch.Tensor  # [len(EMOTIONS), dim] float32, order hcld.labels.EMOTIONS
+    vectors: torch.Tensor  # [K, dim] float32, in the order of the labels asked for
     source: str  # "roberta:<path>" | "fallback:orthogonal"
 
 
 def load_label_anchors(
-    anchor_source: str, roberta_path: str | os.PathLike | None, *, cache_dir: Path | None = None
+    anchor_source: str, roberta_path: str | os.PathLike | None, *, labels: tuple[str, ...] = EMOTIONS,
+    cache_dir: Path | None = None,
 ) -> LabelAnchors:
-    """The anchors of `anchor_source` (auto | roberta | fallback, checked by TrialConfig)."""
+    """The anchors of `anchor_source` (auto | roberta | fallback, checked by TrialConfig), one per label."""
     if anchor_source == "fallback" or (anchor_source == "auto" and roberta_path is None):
-        return LabelAnchors(fallback_anchors(), "fallback:orthogonal")
+        return LabelAnchors(fallback_anchors(len(labels)), "fallback:orthogonal")
     if roberta_path is None:
         raise MissingAssetError(f"anchor_source='roberta' but no roberta_path is set. {HOW_TO_GET}")
     path = Path(roberta_path).expanduser().resolve()
-    return LabelAnchors(roberta_anchors(path, cache_dir=cache_dir), f"roberta:{path}")
+    return LabelAnchors(roberta_anchors(path, labels, cache_dir=cache_dir), f"roberta:{path}")
 
 
 def embed_isometrically(anchors: torch.Tensor, dim: int) -> torch.Tensor:
@@ -76,23 +78,23 @@ def embed_isometrically(anchors: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(coords, (0, dim - coords.shape[1])).to(anchors.dtype)
 
 
-def fallback_anchors(dim: int = FALLBACK_DIM, seed: int = FALLBACK_SEED) -> torch.Tensor:
-    """len(EMOTIONS) orthonormal vectors (QR of a seeded Gaussian): equidistant, meaningless."""
+def fallback_anchors(k: int = len(EMOTIONS), dim: int = FALLBACK_DIM, seed: int = FALLBACK_SEED) -> torch.Tensor:
+    """k orthonormal vectors (QR of a seeded Gaussian): equidistant, meaningless."""
     g = torch.Generator().manual_seed(seed)
-    q, _ = torch.linalg.qr(torch.randn(dim, len(EMOTIONS), generator=g, dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(dim, k, generator=g, dtype=torch.float64))
     return q.T.float().contiguous()
 
 
-def roberta_anchors(path: Path, *, cache_dir: Path | None = None) -> torch.Tensor:
+def roberta_anchors(path: Path, labels: tuple[str, ...] = EMOTIONS, *, cache_dir: Path | None = None) -> torch.Tensor:
     _check_folder(path)
-    key = _folder_key(path)
+    key = _folder_key(path, labels)
     if key in _memory_cache:
         return _memory_cache[key].clone()
     cache_file = _cache_root(cache_dir) / f"{key}.pt"
     if cache_file.is_file():
         vectors = torch.load(cache_file, weights_only=True)
     else:
-        vectors = _encode_words(path)
+        vectors = _encode_words(path, [anchor_text(label) for label in labels])
         try:
             with atomic_path(cache_file) as tmp:
                 torch.save(vectors, tmp)
@@ -119,8 +121,8 @@ def _check_folder(path: Path) -> None:
             f"RoBERTa folder {path} has no weight file ({', '.join(WEIGHT_SUFFIXES)}). {HOW_TO_GET}")
 
 
-def _folder_key(path: Path) -> str:
-    h = hashlib.sha256("|".join(ANCHOR_WORDS[e] for e in EMOTIONS).encode())
+def _folder_key(path: Path, labels: tuple[str, ...]) -> str:
+    h = hashlib.sha256("|".join(anchor_text(label) for label in labels).encode())
     for p in sorted(path.iterdir()):
         if not p.is_file():
             continue
@@ -132,7 +134,7 @@ def _folder_key(path: Path) -> str:
     return h.hexdigest()[:24]
 
 
-def _encode_words(path: Path) -> torch.Tensor:
+def _encode_words(path: Path, words: list[str]) -> torch.Tensor:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import RobertaModel, RobertaTokenizer
 
@@ -147,8 +149,7 @@ def _encode_words(path: Path) -> torch.Tensor:
     model.eval()
     special = set(tokenizer.all_special_ids)
     vectors = []
-    for emotion in EMOTIONS:
-        word = ANCHOR_WORDS[emotion]
+    for word in words:
         ids = tokenizer(word)["input_ids"]
         content = [i for i, t in enumerate(ids) if t not in special]
         if not content or all(ids[i] == tokenizer.unk_token_id for i in content):

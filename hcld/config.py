@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from hcld.errors import ConfigError
+from hcld.labels import EMOTIONS
 
 Backbone = Literal["cnn", "lstm", "transformer"]
 Variant = Literal["emo_only", "multitask", "orth", "wo_supcon", "wo_lcl", "hcld", "icld_only"]
@@ -205,7 +206,7 @@ class TrialData:
     """Features and labels of one fold. `features` is usually a read-only memmap shared by trials."""
 
     features: np.ndarray  # [N, T, D], float16 or float32
-    emotion: np.ndarray  # [N] int64, index into hcld.labels.EMOTIONS
+    emotion: np.ndarray  # [N] int64, index into emotion_names
     speaker: np.ndarray  # [N] int64, index into speaker_names
     train_idx: np.ndarray  # [N_train] int64 rows of `features`
     test_idx: np.ndarray  # [N_test] int64 rows of `features`
@@ -213,6 +214,10 @@ class TrialData:
     utt_ids: list[str] = field(default_factory=list)
     description: str = ""  # e.g. "synthetic corpus, fbank, random5 fold 2"
     feature_key: str = ""  # feature-store entry: lets a worker keep features resident across trials
+    # the corpus' label set in class-index order (hcld.data.manifest.emotion_names)
+    emotion_names: list[str] = field(default_factory=lambda: list(EMOTIONS))
+    # how the features were computed from audio (hcld.features.extractor_spec): a saved model keeps it
+    extractor: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -220,13 +225,13 @@ class TrialResult:
     """What `hcld.train.run_trial` returns. Metrics are fractions in [0, 1]; NaN where undefined
     (e.g. speaker accuracy on a leave-one-session-out test fold, whose speakers were never seen)."""
 
-    # emo_wa, emo_ua, spk_wa, spk_ua, probe_spk_from_xe, probe_emo_from_xs (hcld.metrics.METRICS),
+    # emo_wa, emo_ua, spk_wa, spk_ua, emo_f1, probe_spk_from_xe, probe_emo_from_xs (hcld.metrics.METRICS),
     # val_emo_wa, val_emo_ua (VALIDATION_METRICS: the reported epoch's validation scores; NaN with final)
     metrics: dict[str, float]
     # one dict per epoch: epoch, loss terms, seconds, and the test metrics (selection=final) or
     # val_emo_wa / val_emo_ua (best_val: no test metric is computed before the epoch is chosen)
     curves: list[dict[str, float]]
-    confusion_emotion: list[list[int]]  # rows = true, columns = predicted, order hcld.labels.EMOTIONS
+    confusion_emotion: list[list[int]]  # rows = true, columns = predicted, order TrialData.emotion_names
     confusion_speaker: list[list[int]]  # order TrialData.speaker_names
     reported_epoch: int  # which epoch `metrics` come from: the last (selection=final) or the best validation one
     seconds: float  # wall time of the whole trial
@@ -237,8 +242,9 @@ class TrialResult:
     # outer training set for selection (0 with selection=final), test = the test fold's rows
     sizes: dict[str, int] = field(default_factory=dict)
     # the test fold at the reported epoch: utt_id (list[str], TrialData.utt_ids or ""), true and
-    # pred (int64 [n_test]), prob (float32 [n_test, len(EMOTIONS)], softmax of the emotion head);
+    # pred (int64 [n_test]), prob (float32 [n_test, K], softmax of the emotion head, K classes);
     # written to predictions.npz by hcld.train.write_artifacts, not sent through the row
     predictions: dict[str, Any] = field(default_factory=dict)
     # the validation utterance ids (empty with selection=final): recorded in result.json
     validation_utt_ids: list[str] = field(default_factory=list)
+    emotion_names: list[str] = field(default_factory=lambda: list(EMOTIONS))  # TrialData.emotion_names

@@ -1,9 +1,12 @@
 """Evaluation metrics: WA, UA, confusion matrices, and the decoupling probes.
 
 WA = overall accuracy; UA = mean over classes present in y_true of the per-class recall (the SER
-convention). The decoupling probes go beyond the paper: a linear classifier trained on frozen
-embeddings of the training fold, evaluated on the test fold. A speaker probe on X_e (and an emotion
-probe on X_s) that scores low means the embedding carries little of the other task's information.
+convention); macro-F1 = mean per-class F1 over the classes present in y_true or y_pred
+(scikit-learn's `f1_score(average="macro")`, what EmoBox reports).
+
+The decoupling probes go beyond the paper: a linear classifier trained on frozen embeddings of
+the training fold, evaluated on the test fold. A speaker probe on X_e (and an emotion probe on X_s)
+that scores low means the embedding carries little of the other task's information.
 Probe scores are UA (balanced accuracy), so chance is 1/K whatever the class balance.
 
 Probes are machine-independent by construction: the same embeddings give the same score on any
@@ -27,8 +30,9 @@ import numpy as np
 # The metric names of a trial's result, in the order every table shows them: the paper's Table II
 # accuracies, then the decoupling probes. Every other module reads them from here.
 ACCURACIES: tuple[str, ...] = ("emo_wa", "emo_ua", "spk_wa", "spk_ua")
+EMOTION_F1 = "emo_f1"  # macro-F1 of the emotion head: beside WA and UA, as EmoBox reports
 PROBES: tuple[str, ...] = ("probe_spk_from_xe", "probe_emo_from_xs")
-METRICS: tuple[str, ...] = (*ACCURACIES, *PROBES)
+METRICS: tuple[str, ...] = (*ACCURACIES, EMOTION_F1, *PROBES)
 # The reported epoch's emotion scores on the validation part held out of the outer training set
 # (TrialConfig.selection=best_val; NaN with final). Not test metrics, so not in METRICS.
 VALIDATION_METRICS: tuple[str, ...] = ("val_emo_wa", "val_emo_ua")
@@ -53,6 +57,20 @@ def unweighted_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     if len(classes) == 0:
         return math.nan
     return float(np.mean([(y_pred[y_true == c] == c).mean() for c in classes]))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of 2TP / (2TP + FP + FN) over the classes that occur in y_true or y_pred."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    classes = np.union1d(y_true, y_pred)
+    if len(classes) == 0:
+        return math.nan
+    f1 = []
+    for c in classes:
+        tp = np.sum((y_true == c) & (y_pred == c))
+        wrong = np.sum((y_true == c) != (y_pred == c))  # FP + FN
+        f1.append(2 * tp / (2 * tp + wrong))
+    return float(np.mean(f1))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:

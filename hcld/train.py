@@ -97,7 +97,8 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     spk_class = {int(s): c for c, s in enumerate(train_speakers)}
     speakers_seen = set(np.unique(data.speaker[test_idx]).tolist()) <= set(spk_class)
 
-    model, anchor_source = build_model(config, feat_dim=data.features.shape[2], n_speakers=len(train_speakers))
+    model, anchor_source = build_model(config, feat_dim=data.features.shape[2], n_speakers=len(train_speakers),
+                                       labels=tuple(data.emotion_names))
     model.to(device)
     optimizer = make_optimizer(model, config, device)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
@@ -147,7 +148,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
                              device=describe_device(device), anchor_source=anchor_source,
                              loss_impl=kernels.resolve_impl(config.loss_impl, device),
                              sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)},
-                             validation_utt_ids=_utt_ids(data, val_idx))
+                             validation_utt_ids=_utt_ids(data, val_idx), emotion_names=list(data.emotion_names))
         if artifacts_dir is not None:
             Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
             write_json_atomic(Path(artifacts_dir) / "result.json", dataclasses.asdict(result), indent=1)
@@ -165,9 +166,10 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     train_eval = evaluate(model, source, train_idx, class_to_spk, config.batch_size, config.precision)
     probes = decoupling_probes(train_eval, test_eval, data, train_idx, test_idx, speakers_seen, config.seed)
     result = TrialResult(
-        metrics={k: reported[k] for k in M.ACCURACIES} | probes | {k: reported[k] for k in M.VALIDATION_METRICS},
+        metrics={k: reported[k] for k in (*M.ACCURACIES, M.EMOTION_F1)} | probes
+        | {k: reported[k] for k in M.VALIDATION_METRICS},
         curves=curves,
-        confusion_emotion=M.confusion_matrix(data.emotion[test_idx], test_eval["emo_pred"], len(EMOTIONS)),
+        confusion_emotion=M.confusion_matrix(data.emotion[test_idx], test_eval["emo_pred"], len(data.emotion_names)),
         confusion_speaker=_speaker_confusion(test_eval, data, test_idx, speakers_seen),
         reported_epoch=reported_epoch,
         seconds=time.perf_counter() - started,
@@ -177,6 +179,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
         sizes={"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)},
         predictions=predictions_of(test_eval, data, test_idx),
         validation_utt_ids=_utt_ids(data, val_idx),
+        emotion_names=list(data.emotion_names),
     )
     if artifacts_dir is not None:
         write_artifacts(Path(artifacts_dir), result, test_eval, data, test_idx)
@@ -206,17 +209,19 @@ def _utt_ids(data: TrialData, idx: np.ndarray) -> list[str]:
     return [str(data.utt_ids[i]) for i in idx]
 
 
-def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int) -> tuple[HCLDModel, str]:
-    """The model for a config, and where its label anchors came from ("unused" without LCL)."""
+def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int,
+                labels: tuple[str, ...] = EMOTIONS) -> tuple[HCLDModel, str]:
+    """The model for a config and a label set (the classes, in index order), and where its label
+    anchors came from ("unused" without LCL)."""
     weights = variant_weights(config.variant)
     anchors, source = None, "unused"
     if weights.needs_anchors:
-        loaded = load_label_anchors(config.anchor_source, config.roberta_path)
+        loaded = load_label_anchors(config.anchor_source, config.roberta_path, labels=labels)
         anchors, source = loaded.vectors, loaded.source
     model = HCLDModel(
         feat_dim=feat_dim,
         n_speakers=n_speakers,
-        n_emotions=len(EMOTIONS),
+        n_emotions=len(labels),
         backbone=config.backbone,
         trunk=config.trunk,
         speaker_backbone=config.speaker_backbone,
@@ -367,6 +372,7 @@ def write_artifacts(folder: Path, result: TrialResult, test_eval: dict, data: Tr
         emotion=np.asarray(data.emotion[test_idx], dtype=np.int64),
         speaker=np.asarray(data.speaker[test_idx], dtype=np.int64),
         rows=test_idx.astype(np.int64),
+        emotion_names=np.asarray(data.emotion_names, dtype=str),
     )
 
 
@@ -396,6 +402,7 @@ def _scores(evaluation: dict, data: TrialData, speakers_seen: bool) -> dict[str,
     scores = {
         "emo_wa": M.weighted_accuracy(emo_true, evaluation["emo_pred"]),
         "emo_ua": M.unweighted_accuracy(emo_true, evaluation["emo_pred"]),
+        "emo_f1": M.macro_f1(emo_true, evaluation["emo_pred"]),
         "spk_wa": math.nan,
         "spk_ua": math.nan,
     }
@@ -435,5 +442,7 @@ def _check_inputs(config: TrialConfig, data: TrialData, name: str) -> None:
     if len(data.train_idx) < 2 or len(data.test_idx) == 0:
         raise TrialFailed(f"{name}: empty fold ({len(data.train_idx)} train, {len(data.test_idx)} test rows)")
     emo = np.asarray(data.emotion)
-    if emo.min() < 0 or emo.max() >= len(EMOTIONS):
-        raise TrialFailed(f"{name}: emotion labels must be in 0..{len(EMOTIONS) - 1}, got {emo.min()}..{emo.max()}")
+    k = len(data.emotion_names)
+    if emo.min() < 0 or emo.max() >= k:
+        raise TrialFailed(f"{name}: emotion labels must be in 0..{k - 1} ({', '.join(data.emotion_names)}), "
+                          f"got {emo.min()}..{emo.max()}")

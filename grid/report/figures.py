@@ -100,18 +100,22 @@ def _backbones(trials: pl.DataFrame) -> list[str]:
 def confusion_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
     summed: dict[str, np.ndarray] = {}
     folds: dict[str, int] = {}  # trials summed per variant (folds x seeds)
+    labels: list[str] = []  # the label set of the trials summed (a result.json older than it: IEMOCAP's)
     for variant in COMPARED:
         for trial in arts.trials(variant, backbone):
-            result = arts.result(trial)
-            matrix = np.asarray((result or {}).get("confusion_emotion") or [], dtype=np.int64)
-            if matrix.shape != (len(EMOTIONS), len(EMOTIONS)):
+            result = arts.result(trial) or {}
+            names = list(result.get("emotion_names") or EMOTIONS)
+            matrix = np.asarray(result.get("confusion_emotion") or [], dtype=np.int64)
+            if matrix.shape != (len(names), len(names)) or (labels and names != labels):
                 continue
+            labels = names
             summed[variant] = summed.get(variant, 0) + matrix
             folds[variant] = folds.get(variant, 0) + 1
     if not summed:
-        return f"skipped {path.name}: no result.json with a 4x4 confusion_emotion for {backbone} {COMPARED}"
+        return f"skipped {path.name}: no result.json with a confusion_emotion for {backbone} {COMPARED}"
+    k = len(labels)
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(COMPARED), figsize=(4.2 * len(COMPARED), 4))
+    fig, axes = plt.subplots(1, len(COMPARED), figsize=(max(4.2, 0.7 * k + 1.4) * len(COMPARED), max(4, 0.7 * k)))
     for ax, variant in zip(axes, COMPARED):
         ax.set_title(f"{_label(variant)} / {BACKBONE_LABELS.get(backbone, backbone)}"
                      f" ({folds.get(variant, 0)} trial{'' if folds.get(variant) == 1 else 's'} summed)", fontsize=9)
@@ -122,12 +126,12 @@ def confusion_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
         counts = summed[variant]
         recall = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)  # row-normalised: per-class recall
         ax.imshow(recall, vmin=0, vmax=1, cmap="Blues")
-        for i in range(len(EMOTIONS)):
-            for j in range(len(EMOTIONS)):
+        for i in range(k):
+            for j in range(k):
                 ax.text(j, i, f"{recall[i, j]:.2f}\n({counts[i, j]})", ha="center", va="center", fontsize=8,
                         color="white" if recall[i, j] > 0.6 else "black")
-        ax.set_xticks(range(len(EMOTIONS)), EMOTIONS)
-        ax.set_yticks(range(len(EMOTIONS)), EMOTIONS)
+        ax.set_xticks(range(k), labels)
+        ax.set_yticks(range(k), labels)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
     fig.tight_layout()
@@ -197,6 +201,8 @@ def _embeddings(arts: _Artifacts, variant: str, backbone: str) -> tuple[dict | N
         try:
             with np.load(path) as npz:
                 data = {k: np.asarray(npz[k]) for k in ("xe", "xs", "emotion", "speaker")}
+                # written before trials stored their label set: IEMOCAP's
+                data["emotion_names"] = npz["emotion_names"].tolist() if "emotion_names" in npz else list(EMOTIONS)
         except (OSError, KeyError, ValueError) as exc:
             problems.append(f"{path}: {exc}")
             continue
@@ -240,14 +246,15 @@ def projection_figure(arts: _Artifacts, backbone: str, path: Path) -> str:
             xy = PCA(n_components=2, random_state=0).fit_transform(x) if x.shape[1] >= 2 else np.c_[x, 0 * x]
             labels = data[colour_by][keep]
             cmap = "tab10" if colour_by == "emotion" or data["speaker"].max(initial=0) < 10 else "tab20"
-            top = len(EMOTIONS) - 1 if colour_by == "emotion" else max(int(data["speaker"].max(initial=0)), 1)
+            n_speakers = max(int(data["speaker"].max(initial=0)), 1)
+            top = len(data["emotion_names"]) - 1 if colour_by == "emotion" else n_speakers
             # Fixed colour limits: one label keeps one colour across the panels of a figure.
             sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, vmin=0, vmax=top, s=6, alpha=0.7)
             ax.set_title(f"{_label(variant)} ({where}): {symbol} by {colour_by}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
             # embeddings.npz keeps speaker ids (TrialData.speaker_names order), not names
-            names = EMOTIONS if colour_by == "emotion" else [f"spk {i}" for i in range(top + 1)]
+            names = data["emotion_names"] if colour_by == "emotion" else [f"spk {i}" for i in range(top + 1)]
             handles = [plt.Line2D([], [], marker="o", ls="", color=sc.cmap(sc.norm(i)), label=label)
                        for i, label in enumerate(names)]
             ax.legend(handles=handles, fontsize=6 if colour_by == "speaker" else 7, loc="best",

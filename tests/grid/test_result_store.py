@@ -13,7 +13,7 @@ import pytest
 
 from grid import trials as store_mod
 from grid.result_store import ResultStore, RunLock
-from grid.trials import SCHEMA, code_version, trial_id
+from grid.trials import PREDICTION_SCHEMA, SCHEMA, code_version, trial_id
 from hcld.config import TrialConfig
 from hcld.errors import HcldError
 
@@ -140,6 +140,22 @@ def _write_predictions(store, tid, true, pred):
              true=np.array(true), pred=np.array(pred), prob=prob)
 
 
+def test_a_predictions_table_of_one_column_per_iemocap_class_reads_as_a_probability_list(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s = ResultStore(tmp_path / "g", "g")
+    s.folder.mkdir(parents=True)
+    old = {"trial_id": ["a", "a"], "utt_id": ["u0", "u1"], "emotion_true": pa.array([0, 3], pa.int8()),
+           "emotion_pred": pa.array([1, 3], pa.int8()),
+           "prob_ang": pa.array([0.1, 0.0], pa.float32()), "prob_hap": pa.array([0.6, 0.2], pa.float32()),
+           "prob_neu": pa.array([0.2, 0.1], pa.float32()), "prob_sad": pa.array([0.1, 0.7], pa.float32())}
+    pq.write_table(pa.table(old), s.predictions_path)
+    got = s.read_predictions()
+    assert got.schema == PREDICTION_SCHEMA
+    assert [[round(p, 6) for p in r["prob"]] for r in got.to_pylist()] == [[0.1, 0.6, 0.2, 0.1], [0.0, 0.2, 0.1, 0.7]]
+
+
 def test_done_trials_bring_their_test_predictions_into_the_grid_table(tmp_path):
     s = ResultStore(tmp_path / "g", "g")
     _write_predictions(s, "a", [0, 1, 2, 3], [0, 1, 1, 3])
@@ -148,7 +164,7 @@ def test_done_trials_bring_their_test_predictions_into_the_grid_table(tmp_path):
     table = s.read_predictions().to_pylist()
     assert [(r["trial_id"], r["utt_id"], r["emotion_true"], r["emotion_pred"]) for r in table] == [
         ("a", "u0", 0, 0), ("a", "u1", 1, 1), ("a", "u2", 2, 1), ("a", "u3", 3, 3)]
-    assert table[2]["prob_neu"] == 0.0 and table[2]["prob_hap"] == 1.0  # column order = hcld.labels.EMOTIONS
+    assert table[2]["prob"] == [0.0, 1.0, 0.0, 0.0]  # the trial's class order
     # A driver killed after writing predictions but before the row leaves a copy: the re-run replaces it.
     _write_predictions(s, "b", [2, 2], [2, 0])
     s._append_predictions([row("b", artifacts="trials/b")])

@@ -18,6 +18,7 @@ from grid.result_store import ResultStore
 from grid.trials import make_specs
 from hcld.config import TrialResult
 from hcld.errors import TrialFailed
+from hcld.labels import EMOTIONS
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -28,6 +29,7 @@ class FakeExperiment:
     features_name: str = "fbank"
     fold_scheme: str = "random5"
     data_key: str = "fake-data"
+    emotion_names: tuple[str, ...] = EMOTIONS
     n_folds: int = 2
 
     def trial_data(self, fold):

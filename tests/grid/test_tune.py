@@ -38,6 +38,7 @@ from grid.tune import (
     tpe_batch,
 )
 from hcld.config import TrialConfig, TrialData, TrialResult
+from hcld.labels import EMOTIONS
 from hcld.losses.variants import unused_settings
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -105,6 +106,7 @@ class ToyExperiment:
     features_name: str = "toy"
     fold_scheme: str = "random5"
     data_key: str = "toy-data"
+    emotion_names: tuple[str, ...] = EMOTIONS
 
     def trial_data(self, fold):
         rng = np.random.default_rng(0)

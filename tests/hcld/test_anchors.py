@@ -10,10 +10,12 @@ import torch
 from hcld import anchors as A
 from hcld.config import TrialConfig
 from hcld.errors import ConfigError, MissingAssetError
-from hcld.labels import EMOTIONS
+from hcld.labels import EMOTIONS, LABEL_WORDS, anchor_text
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# every label word's text, and one label outside hcld.labels.LABEL_WORDS (its own text)
+ANCHOR_TEXTS = [*LABEL_WORDS.values(), "amused"]
 SPECIALS = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "<mask>": 4}
 
 
@@ -23,7 +25,7 @@ def _vocab(words=True):
         vocab.setdefault(c, len(vocab))
         vocab.setdefault("Ġ" + c, len(vocab))
     if words:
-        for w in A.ANCHOR_WORDS.values():
+        for w in ANCHOR_TEXTS:
             vocab.setdefault(w, len(vocab))
     return vocab
 
@@ -44,7 +46,7 @@ def make_tiny_roberta(folder, *, vocab=None, merges=None, hidden=16, vocab_size=
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
 
     vocab = _vocab() if vocab is None else vocab
-    words = list(A.ANCHOR_WORDS.values())
+    words = list(ANCHOR_TEXTS)
     if merges is None:
         merges = _merges_for(words)
         for a, b in merges:  # every intermediate piece must be in the vocabulary
@@ -75,12 +77,32 @@ def test_roberta_anchors_are_mean_hidden_states_of_the_label_words(tiny_roberta,
     tok = RobertaTokenizer.from_pretrained(str(tiny_roberta))
     model = RobertaModel.from_pretrained(str(tiny_roberta)).eval()
     for row, emotion in enumerate(EMOTIONS):
-        ids = tok(A.ANCHOR_WORDS[emotion])["input_ids"]
+        ids = tok(anchor_text(emotion))["input_ids"]
         assert len(ids) == 3  # <s> word </s>: the merges build each word into one token
         with torch.no_grad():
             hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0]
         torch.testing.assert_close(got.vectors[row], hidden[1:-1].mean(0))
     assert not torch.allclose(got.vectors[0], got.vectors[1])
+
+
+def test_any_label_set_gets_one_anchor_per_label_in_its_order(tiny_roberta, tmp_path):
+    from transformers import RobertaModel, RobertaTokenizer
+
+    labels = ("amused", "ang", "cal", "dis", "fea", "neu")  # "amused" is its own text
+    got = A.load_label_anchors("roberta", tiny_roberta, labels=labels, cache_dir=tmp_path)
+    assert got.vectors.shape == (6, 16)
+    tok = RobertaTokenizer.from_pretrained(str(tiny_roberta))
+    model = RobertaModel.from_pretrained(str(tiny_roberta)).eval()
+    for row, text in enumerate(["amused", "angry", "calm", "disgusted", "fearful", "neutral"]):
+        with torch.no_grad():
+            hidden = model(input_ids=torch.tensor([tok(text)["input_ids"]])).last_hidden_state[0]
+        torch.testing.assert_close(got.vectors[row], hidden[1:-1].mean(0))
+    # the IEMOCAP set is its own cache key: its rows are its own words (ang -> "angry" is row 0 there)
+    four = A.load_label_anchors("roberta", tiny_roberta, cache_dir=tmp_path)
+    assert four.vectors.shape == (4, 16)
+    torch.testing.assert_close(four.vectors[0], got.vectors[1])
+    fallback = A.load_label_anchors("fallback", None, labels=labels).vectors
+    torch.testing.assert_close(fallback @ fallback.T, torch.eye(6), atol=1e-5, rtol=0)
 
 
 def test_auto_uses_roberta_when_a_path_is_given_and_fallback_otherwise(tiny_roberta, tmp_path):

@@ -125,3 +125,16 @@ def test_probe_ignores_last_bit_differences_of_float32_embeddings():
     # the rounding is what absorbs them: almost every standardised input is bit-identical
     a, b = M.probe_inputs(x, x)[0], M.probe_inputs(up, up)[0]
     assert np.mean(a == b) > 0.8 and np.max(np.abs(a - b)) <= 1.0001 * 10.0 ** -M.PROBE_DECIMALS
+
+
+def test_macro_f1_matches_sklearn_and_a_hand_worked_case():
+    from sklearn.metrics import f1_score
+
+    # hand-worked: class 0 TP 2 FP 1 FN 0 -> 4/5; class 1 TP 0 FP 0 FN 1 -> 0; class 2 TP 1 -> 1
+    y, p = np.array([0, 0, 1, 2]), np.array([0, 0, 0, 2])
+    assert M.macro_f1(y, p) == pytest.approx((0.8 + 0 + 1) / 3)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        y, p = rng.integers(0, 5, 40), rng.integers(0, 5, 40)
+        assert M.macro_f1(y, p) == pytest.approx(f1_score(y, p, average="macro"))
+    assert math.isnan(M.macro_f1(np.array([]), np.array([])))

@@ -75,8 +75,8 @@ def test_on_epoch_gets_every_epoch_with_the_documented_keys():
     assert result.reported_epoch == 2 and len(result.curves) == 2 and result.seconds > 0
     assert all(0 <= row["emo_ua"] <= 1 and row["seconds"] > 0 for row in seen)
     assert math.isnan(seen[0]["loss_orth"])  # not a term of hcld
-    assert set(result.metrics) == {"emo_wa", "emo_ua", "spk_wa", "spk_ua", "probe_spk_from_xe", "probe_emo_from_xs",
-                                   "val_emo_wa", "val_emo_ua"}
+    assert set(result.metrics) == {"emo_wa", "emo_ua", "emo_f1", "spk_wa", "spk_ua", "probe_spk_from_xe",
+                                   "probe_emo_from_xs", "val_emo_wa", "val_emo_ua"}
     assert math.isnan(result.metrics["val_emo_wa"]) and math.isnan(result.metrics["val_emo_ua"])  # final: no validation
 
 

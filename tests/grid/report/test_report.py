@@ -441,7 +441,7 @@ def test_significance_gets_a_paired_bootstrap_interval_from_stored_predictions(t
             rows.append(t)
             pooled.setdefault(variant, []).append(pred)
             preds += [{"trial_id": t["trial_id"], "utt_id": f"f{f}-u{i:02d}", "emotion_true": int(true[i]),
-                       "emotion_pred": int(pred[i]), **{f"prob_{e}": 0.25 for e in ("ang", "hap", "neu", "sad")}}
+                       "emotion_pred": int(pred[i]), "prob": [0.25] * 4}
                       for i in range(25)]
     write(tmp_path, rows)
     rep = R.build_report(tmp_path, "g", read_artifacts=False)
