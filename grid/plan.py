@@ -166,6 +166,7 @@ class GridPlan:
     features: str
     sweeps: dict[str, tuple[Any, ...]]
     points: list[TrialPoint]
+    n_folds: int  # the scheme's folds (loso: the data's groups, once the data is known)
 
 
 def _check_names(kind: str, names: typing.Sequence[str] | None, known: tuple[str, ...]) -> None:
@@ -185,9 +186,10 @@ def plan_grid(
     settings: typing.Iterable[str] = (),
     sweeps: typing.Iterable[str] = (),
     seeds: int | None = None,
-    iemocap: Path | None = None,
+    corpus: str | None = None,
     hubert_checkpoint: Path | None = None,
     roberta: Path | None = None,
+    n_folds: int | None = None,
 ) -> GridPlan:
     """Check every setting (`settings`: --set items, `sweeps`: --sweep items) and expand the grid;
     raises HcldError on the first bad one. `seeds` N runs every trial with seeds 0..N-1: a sweep
@@ -214,14 +216,15 @@ def plan_grid(
             overrides["warmup_epochs"] = epochs // 5
     if roberta is not None:
         overrides["roberta_path"] = str(Path(roberta).absolute())
-    features = features or ("hubert" if iemocap else "fbank")
+    features = features or ("hubert" if corpus == "iemocap" else "fbank")  # the paper's features on its corpus
     if features == "hubert" and hubert_checkpoint is None:
         raise HcldError("--features hubert needs --hubert-checkpoint PATH (a local HuBERT-Base; "
                         "nothing is downloaded)")
     scheme = fold_scheme or spec.fold_scheme
-    points = resolve(spec, n_folds=N_FOLDS[scheme], backbones=backbones, variants=variants,
+    n_folds = n_folds or N_FOLDS[scheme]
+    points = resolve(spec, n_folds=n_folds, backbones=backbones, variants=variants,
                      settings=overrides, sweeps=swept)
-    return GridPlan(spec, scheme, features, swept, points)
+    return GridPlan(spec, scheme, features, swept, points, n_folds)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,35 @@ class _Front(nn.Module):
         return x
 
 
+class LayerMix(nn.Module):
+    """Learned softmax-weighted sum of L stacked layers: [B, T, L*D] -> [B, T, D].
+
+    The input is what `--features ssl --layers ...` stores: L hidden states of one upstream
+    concatenated along the last dim (each normalised on its own). SUPERB's featurizer (s3prl)
+    mixes an upstream's layers the same way: one scalar per layer, softmax-normalised so the
+    weights stay positive and sum to 1, initialised equal (zeros), so training starts from the
+    plain average and `weights()` shows afterwards which layers the task used.
+    """
+
+    def __init__(self, n_layers: int, dim: int):
+        super().__init__()
+        if n_layers < 1 or dim < 1:
+            raise ValueError(f"LayerMix needs n_layers >= 1 and dim >= 1, got {n_layers}, {dim}")
+        self.n_layers, self.dim = n_layers, dim
+        self.logits = nn.Parameter(torch.zeros(n_layers))
+
+    def weights(self) -> torch.Tensor:
+        """The mixing weights, [L], positive and summing to 1."""
+        return torch.softmax(self.logits, dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.n_layers * self.dim:
+            raise ValueError(f"LayerMix({self.n_layers}, {self.dim}) expects a last dim of "
+                             f"{self.n_layers * self.dim}, got {x.shape[-1]}")
+        chunks = x.unflatten(-1, (self.n_layers, self.dim))  # [..., L, D]
+        return (chunks * self.weights().to(x.dtype)[:, None]).sum(dim=-2)
+
+
 class CNNEncoder(nn.Module):
     """1-D convolutions over time (kernel 5, stride 2 each), then mean+max pooling over time."""
 

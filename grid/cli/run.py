@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from grid.cli.options import input_errors, names_option
+from grid.cli.options import input_errors, names_option, numbers_option
 from grid.execute import EXECUTORS, TRIAL_FN_ENV, run_pending
 from grid.plan import GRIDS, GridPlan, plan_grid, points_per_setting, trial_state
 from grid.progress import Progress, concurrency, wall_estimate
@@ -22,7 +22,8 @@ from grid.result_store import ResultStore, RunLock
 from grid.sweeps import setting_label, swept_values
 from grid.trials import code_version
 from hcld.config import BACKBONES, TrialConfig, Variant, choices
-from hcld.data.folds import FOLD_SCHEMES, N_FOLDS
+from hcld.data.corpora import CORPUS_NAMES
+from hcld.data.folds import FOLD_SCHEMES, FOLDS_FROM_DATA, N_FOLDS
 from hcld.errors import HcldError
 from hcld.features import EXTRACTORS
 
@@ -42,7 +43,7 @@ _GRID_OPTIONS = [
                  help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
                       "(leave one session out)."),
     click.option("--features", type=click.Choice(list(EXTRACTORS)),
-                 help="Input features. Default: hubert with --iemocap, else fbank."),
+                 help="Input features. Default: hubert on IEMOCAP (the paper's), else fbank."),
     click.option("--backbones", callback=names_option(BACKBONES), metavar="LIST",
                  help=f"Comma-separated subset of {','.join(BACKBONES)}."),
     click.option("--variants", callback=names_option(choices(Variant)), metavar="LIST",
@@ -50,11 +51,25 @@ _GRID_OPTIONS = [
     click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
                  help="Override any trial setting (a TrialConfig field), e.g. --set lr=1e-3 "
                       "--set loss_impl=triton. Repeatable."),
+    click.option("--corpus", type=click.Choice(CORPUS_NAMES),
+                 help="Corpus reader (with --root). Without one the "
+                      "built-in synthetic corpus is used."),
+    click.option("--root", type=click.Path(exists=True, path_type=Path),
+                 help="The corpus' folder (or metadata / manifest file) for --corpus."),
+    click.option("--label-map", metavar="RAW=LABEL,...",
+                 help="Merge or drop labels on top of the reader's default map, e.g. exc=hap,fru=drop."),
     click.option("--iemocap", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                 help="IEMOCAP release root (IEMOCAP_full_release). Without it the built-in "
-                      "synthetic corpus is used."),
+                 help="Shorthand for --corpus iemocap --root IEMOCAP_full_release."),
     click.option("--hubert-checkpoint", type=click.Path(exists=True, path_type=Path),
                  help="Local HuBERT-Base checkpoint (folder or file) for --features hubert."),
+    click.option("--upstream", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="--features ssl: a local transformers folder (wav2vec2, HuBERT, WavLM, data2vec-audio)."),
+    click.option("--layer", type=click.IntRange(min=0),
+                 help="--features ssl: the hidden state to take (0 = CNN output; default: the last)."),
+    click.option("--layers", callback=numbers_option(int), metavar="LIST",
+                 help="--features ssl: several hidden states, e.g. 4,8,12, mixed per trial by learned "
+                      "softmax weights (SUPERB's weighted sum)."),
+
     click.option("--roberta", type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Local roberta-base folder for the label anchors of LCL "
                       "(same as --set roberta_path=...)."),
@@ -117,8 +132,14 @@ class RunOptions:
     settings: tuple[str, ...]
     sweeps: tuple[str, ...]
     seeds: int | None
+    corpus: str | None
+    root: Path | None
+    label_map: str | None
     iemocap: Path | None
     hubert_checkpoint: Path | None
+    upstream: Path | None
+    layer: int | None
+    layers: tuple[int, ...] | None
     roberta: Path | None
     data_dir: Path
     results_dir: Path
@@ -132,10 +153,41 @@ class RunOptions:
     dry_run: bool
 
 
-def plan_of(o: RunOptions) -> GridPlan:
+def plan_of(o: RunOptions, n_folds: int | None = None) -> GridPlan:
+    """The grid's plan; `n_folds` for a scheme whose fold count is the data's (loso on a corpus
+    without IEMOCAP's five sessions), once the data says it."""
+    corpus, _ = corpus_of(o)
+    feature_options(o)  # checked before any data work
     return plan_grid(o.grid, epochs=o.epochs, fold_scheme=o.fold_scheme, features=o.features,
                      backbones=o.backbones, variants=o.variants, settings=o.settings, sweeps=o.sweeps,
-                     seeds=o.seeds, iemocap=o.iemocap, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta)
+                     seeds=o.seeds, corpus=corpus, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta,
+                     n_folds=n_folds)
+
+
+def corpus_of(o: RunOptions) -> tuple[str | None, Path | None]:
+    """(reader name, root) from --corpus/--root, or --iemocap as their shorthand; (None, None): synthetic."""
+    if o.iemocap is not None:
+        if o.corpus not in (None, "iemocap") or o.root is not None:
+            raise HcldError("--iemocap ROOT is short for --corpus iemocap --root ROOT: give one of them")
+        return "iemocap", o.iemocap
+    if (o.corpus is None) != (o.root is None):
+        raise HcldError("--corpus NAME and --root PATH go together (without both: the built-in synthetic corpus)")
+    if o.label_map is not None and o.corpus is None:
+        raise HcldError("--label-map needs --corpus NAME --root PATH")
+    return o.corpus, o.root
+
+
+def feature_options(o: RunOptions) -> dict[str, Any]:
+    """The extractor's options from --upstream / --layer / --layers (ssl only)."""
+    given = {k: v for k, v in (("upstream", o.upstream), ("layer", o.layer), ("layers", o.layers)) if v is not None}
+    if given and o.features != "ssl":
+        raise HcldError(f"--{'/--'.join(given)} only apply to --features ssl")
+    if o.features == "ssl" and o.upstream is None:
+        raise HcldError("--features ssl needs --upstream DIR (a local transformers model folder; "
+                        "nothing is downloaded)")
+    if o.layer is not None and o.layers is not None:
+        raise HcldError("give --layer N or --layers LIST, not both")
+    return given
 
 
 def _run(o: RunOptions) -> None:
@@ -145,27 +197,33 @@ def _run(o: RunOptions) -> None:
         click.echo("sweeps: " + "; ".join(f"{k} = {', '.join(map(str, v))}" for k, v in plan.sweeps.items()))
     store = ResultStore(o.results_dir / o.grid, o.grid)
     if o.dry_run:
-        _dry_run(o, plan, store, inspect_data(o, plan))
+        experiment = inspect_data(o, plan)
+        if not isinstance(experiment, list):
+            plan = replan_for(o, plan, experiment)
+        _dry_run(o, plan, store, experiment)
         return
     # Lock before preparing data: a refused second run should not first extract features.
     with RunLock(store.folder):
-        _run_locked(o, plan, store, prepare_data(o, plan))
+        experiment = prepare_data(o, plan)
+        _run_locked(o, replan_for(o, plan, experiment), store, experiment)
 
 
 def echo_data(o: RunOptions, plan: GridPlan) -> None:
     """Say which data the run uses (the synthetic corpus is said loudly: not the paper's numbers)."""
-    if o.iemocap is None:
-        click.echo(f"data: no --iemocap given, so the built-in SYNTHETIC corpus "
+    corpus, root = corpus_of(o)
+    if corpus is None:
+        click.echo(f"data: no --corpus given, so the built-in SYNTHETIC corpus "
                    f"({plan.spec.synth_utterances} utterances) with {plan.features} features is "
                    f"used; numbers will not be comparable to the paper.")
     else:
-        click.echo(f"data: IEMOCAP at {o.iemocap}, {plan.features} features")
+        click.echo(f"data: {corpus} at {root}, {plan.features} features")
 
 
 def _data_options(o: RunOptions, plan: GridPlan) -> dict[str, Any]:
-    return dict(data_dir=o.data_dir.absolute(), iemocap=o.iemocap, features=plan.features,
-                hubert_checkpoint=o.hubert_checkpoint, fold_scheme=plan.fold_scheme,
-                synth_utterances=plan.spec.synth_utterances)
+    corpus, root = corpus_of(o)
+    return dict(data_dir=o.data_dir.absolute(), corpus=corpus, root=root, label_map=o.label_map,
+                features=plan.features, hubert_checkpoint=o.hubert_checkpoint, feature_options=feature_options(o),
+                fold_scheme=plan.fold_scheme, synth_utterances=plan.spec.synth_utterances)
 
 
 def inspect_data(o: RunOptions, plan: GridPlan):
@@ -179,10 +237,21 @@ def prepare_data(o: RunOptions, plan: GridPlan):
     from hcld.pipeline import prepare_experiment
 
     experiment = prepare_experiment(**_data_options(o, plan), progress=True)
-    if experiment.n_folds != N_FOLDS[plan.fold_scheme]:
+    check_fold_count(experiment, plan)
+    return experiment
+
+
+def check_fold_count(experiment, plan: GridPlan) -> None:
+    if plan.fold_scheme not in FOLDS_FROM_DATA and experiment.n_folds != N_FOLDS[plan.fold_scheme]:
         raise HcldError(f"{experiment.description}: {experiment.n_folds} folds on disk, "
                         f"{plan.fold_scheme} has {N_FOLDS[plan.fold_scheme]}")
-    return experiment
+
+
+def replan_for(o: RunOptions, plan: GridPlan, experiment) -> GridPlan:
+    """The plan with the data's fold count where the scheme takes it from the data (loso)."""
+    if plan.fold_scheme in FOLDS_FROM_DATA and plan.n_folds != experiment.n_folds:
+        return plan_of(o, n_folds=experiment.n_folds)
+    return plan
 
 
 def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:

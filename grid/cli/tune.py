@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from grid.cli.options import input_errors
-from grid.cli.run import RunOptions, echo_data, grid_options, inspect_data, plan_of, prepare_data
+from grid.cli.run import RunOptions, echo_data, grid_options, inspect_data, plan_of, prepare_data, replan_for
 from grid.execute import TRIAL_FN_ENV, EarlyStopping, run_pending
 from grid.progress import Progress
 from grid.result_store import ResultStore, RunLock
@@ -110,6 +110,10 @@ def _tune(o: TuneOptions) -> None:
         return
     with RunLock(store.folder):
         experiment = prepare_data(o.run, grid_plan)
+        data_plan = replan_for(o.run, grid_plan, experiment)
+        if data_plan is not grid_plan:  # loso on a corpus with its own group count
+            plan = plan_tune(data_plan, budget=o.budget, seeds=o.seeds or grid_plan.spec.seeds,
+                             search_seed=o.search_seed, scheduler=scheduler, searcher=o.search)
         _run_locked(o, plan, store, experiment)
 
 

@@ -43,6 +43,7 @@ DEFAULT_NORM = "scalar"
 EXTRACTORS: dict[str, str] = {
     "fbank": "hcld.features.fbank:FbankExtractor",
     "hubert": "hcld.features.hubert:HubertExtractor",
+    "ssl": "hcld.features.ssl:SslExtractor",  # any local wav2vec2/HuBERT/WavLM/data2vec-audio folder
 }
 
 
@@ -88,7 +89,12 @@ class Extractor:
             raise RuntimeError(f"{self.name} gave frames of shape {out.shape[1:]}, "
                                f"expected {(self.n_frames, self.dim)}")
         valid = np.array([self.valid_frames(int(n)) for n in lengths])
-        return out if self.norm == "none" else normalise(out, valid, per_dimension=self.norm == "utterance")
+        return self._normalise(out, valid)
+
+    def _normalise(self, frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The configured normalisation; an extractor whose dims are several stacked blocks
+        (ssl with `layers`) overrides this to normalise each block on its own."""
+        return frames if self.norm == "none" else normalise(frames, valid, per_dimension=self.norm == "utterance")
 
     def valid_frames(self, n_samples: int) -> int:
         """Frames that cover real audio: at least one, so a very short clip still has statistics."""
@@ -108,7 +114,10 @@ def normalise(frames: np.ndarray, valid: np.ndarray, *, per_dimension: bool = Fa
 
 
 def make_extractor(name: str, *, checkpoint: Path | None = None, **options: Any) -> Extractor:
-    """Build an extractor by registry name; `checkpoint` is only meaningful for `hubert`."""
+    """Build an extractor by registry name; `checkpoint` is only meaningful for `hubert`.
+
+    Other options go to the extractor as they are, e.g. `make_extractor("ssl", upstream=DIR, layers=(4, 8))`.
+    """
     if name not in EXTRACTORS:
         raise DataError(f"unknown feature extractor {name!r}; choose one of {sorted(EXTRACTORS)}")
     module, cls = EXTRACTORS[name].split(":")

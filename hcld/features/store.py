@@ -109,7 +109,7 @@ def _short_hash(value: Any, n: int = 16) -> str:
 
 def manifest_digest(manifest) -> str:
     """The manifest's content hash plus its row order (the array's rows follow the manifest's)."""
-    from hcld.data.iemocap import manifest_hash
+    from hcld.data.manifest import manifest_hash
 
     return _short_hash({"content": manifest_hash(manifest), "row_order": _short_hash(manifest["utt_id"].to_list())},
                        n=64)
@@ -153,7 +153,7 @@ def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, c
                      log: Callable[[str], None] | None = None, **options: Any) -> FeatureSet:
     """Features of every manifest row; reused when an entry with the same key is complete."""
     from hcld.data.audio import load_clip
-    from hcld.data.iemocap import read_manifest
+    from hcld.data.manifest import read_manifest
     from hcld.features import make_extractor
 
     say = log or (lambda msg: None)
@@ -178,10 +178,11 @@ def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, c
         shape = [n, ex.n_frames, ex.dim]
         record = {"key": key, "shape": shape}
         done = _resume_point(partial, record)
+        if done < 0 and partial.exists():
+            say(f"discarding inconsistent partial extraction {partial}")
+            shutil.rmtree(partial)
+        _check_space(store_root, shape, max(done, 0), final, say)
         if done < 0:
-            if partial.exists():
-                say(f"discarding inconsistent partial extraction {partial}")
-                shutil.rmtree(partial)
             partial.mkdir(parents=True)
             np.memmap(partial / FEATURES_FILE, dtype=np.float16, mode="w+", shape=tuple(shape)).flush()
             done = 0
@@ -214,6 +215,24 @@ def extract_features(manifest_path: Path, extractor: str, store_root: Path, *, c
     return FeatureSet(final)
 
 
+def _check_space(store_root: Path, shape: list[int], done: int, entry: Path, say: Callable[[str], None]) -> None:
+    """Say how big the entry will be, and refuse before starting when the disk cannot hold it.
+
+    An SSL model's hidden states are large (768 dims per layer, and `layers` multiplies that), so
+    a full disk would otherwise show up hours into an extraction. The file is created sparse, so
+    the space still needed is that of the rows not yet written.
+    """
+    n, t, d = shape
+    size = n * t * d * 2
+    say(f"extracting {n} utterances x {t} frames x {d} dims = {size / 1e9:.1f} GB float16 into {entry}")
+    needed = (n - done) * t * d * 2
+    free = shutil.disk_usage(store_root).free
+    if free < needed:
+        raise DataError(f"not enough disk space for feature store entry {entry.name}: it needs "
+                        f"{needed / 1e9:.1f} GB more, {store_root} has {free / 1e9:.1f} GB free; free some space, "
+                        f"pass another --store, or take fewer layers")
+
+
 def _finish(partial: Path, manifest, ex, digest: str, samples: list[int], *, seconds: float) -> None:
     import polars as pl
 
@@ -226,6 +245,8 @@ def _finish(partial: Path, manifest, ex, digest: str, samples: list[int], *, sec
             "shape": [manifest.height, ex.n_frames, ex.dim], "dtype": "float16", "manifest_hash": digest,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "extract_seconds": round(seconds, 3), "code_version": __version__}
+    if getattr(ex, "layers", None) is not None:  # [.., L*D]: readers split the last dim into L chunks of D
+        meta.update(layers=list(ex.layers), layer_dim=int(ex.layer_dim))
     (partial / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
     (partial / PROGRESS_FILE).unlink()
     with open(partial / MARKER_FILE, "w") as fh:  # last: its presence means everything above is on disk

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from hcld.data import folds, iemocap, synth
+from hcld.data import folds, synth
+from hcld.data.corpora import registry
 from hcld.errors import DataError
 from hcld.features.fbank import FbankExtractor
 from hcld.labels import EMOTIONS
@@ -93,7 +94,7 @@ def test_second_call_reuses_every_stage(experiment, data_dir, monkeypatch):
         raise AssertionError("recomputed a stage that was already on disk")
 
     monkeypatch.setattr(synth, "write_synthetic_corpus", fail)
-    monkeypatch.setattr(iemocap, "prepare_iemocap", fail)
+    monkeypatch.setattr(registry, "prepare_corpus", fail)
     monkeypatch.setattr(folds, "make_folds", fail)
     monkeypatch.setattr(FbankExtractor, "_compute", fail)
     again = prepare_experiment(data_dir=data_dir, synth_utterances=N, progress=False, log=lambda m: None)
