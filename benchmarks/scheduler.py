@@ -38,6 +38,7 @@ class NoData:
     fold_scheme: str = "random5"
     data_key: str = "bench-scheduler"
     n_folds: int = 5
+    emotion_names: tuple[str, ...] = ("ang", "hap", "neu", "sad")
 
     def trial_data(self, fold):
         raise RuntimeError("the scheduler benchmark's trials load no data")
