@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from grid.cli.options import input_errors
-from hcld.data.corpora.registry import CORPORA, CORPUS_HELP
+from hcld.data.corpora import CORPUS_NAMES
+from hcld.data.corpora.registry import CORPUS_HELP  # this module loads only for `hcld-grid data ...`
 from hcld.data.folds import FOLD_SCHEMES
 from hcld.errors import HcldError
 
@@ -37,7 +38,7 @@ _CORPORA_EPILOG = "\b\nCorpora (--corpus NAME: where to get it; --root):\n" + "\
 
 
 @data.command(epilog=_CORPORA_EPILOG)
-@click.option("--corpus", type=click.Choice(tuple(CORPORA)), default="iemocap", show_default=True,
+@click.option("--corpus", type=click.Choice(CORPUS_NAMES), default="iemocap", show_default=True,
               help="Which reader reads --root (the list below).")
 @click.option("--root", type=click.Path(path_type=Path),
               help="The corpus folder (or metadata file) the reader expects, e.g. IEMOCAP_full_release.")

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from test_iemocap import _break_8khz, _break_corrupt, _break_empty, write_tree
 
 from grid.cli.data import data as data_cli
+from hcld.data.corpora import CORPUS_NAMES
 from hcld.data.corpora.common import apply_label_map, parse_label_map
 from hcld.data.corpora.cremad import prepare_cremad
 from hcld.data.corpora.emobox import prepare_emobox
@@ -364,7 +365,7 @@ def test_default_utt_id(tmp_path):
 # --- registry and CLI -------------------------------------------------------------------------------------------
 
 def test_registry(tmp_path):
-    assert list(CORPORA) == ["iemocap", "ravdess", "crema-d", "emodb", "emobox", "manifest"]
+    assert tuple(CORPORA) == CORPUS_NAMES == ("iemocap", "ravdess", "crema-d", "emodb", "emobox", "manifest")
     assert set(CORPUS_HELP) == set(CORPORA) and all("--root" in line for line in CORPUS_HELP.values())
     with pytest.raises(DataError, match="unknown corpus 'tess'; known: iemocap, ravdess, crema-d"):
         prepare_corpus("tess", tmp_path, tmp_path / "out")
@@ -394,6 +395,20 @@ def test_prepare_cli_on_a_manifest_list(tmp_path):
         assert labels[::2] == list(SIX)
         sizes.update(dict(zip(labels[::2], map(int, labels[1::2]))))
     assert sizes == {e: 2 for e in SIX}
+
+
+def test_prepare_cli_groups_converted_files_and_names_skipped_ones(tmp_path):
+    root = write_ravdess(tmp_path / "ravdess")
+    res = CliRunner().invoke(data_cli, ["prepare", "--corpus", "ravdess", "--root", str(root), "--out",
+                                        str(tmp_path / "data"), "--label-map", "cal=neu"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "utterances: ang 1, fea 1, hap 1, neu 4, sad 1  total 8" in lines
+    assert "speakers (2): Actor_01 4, Actor_02 4" in lines
+    assert "converted on load (8 file(s)): 48000 Hz, resampled to 16000 Hz on load" in lines
+    assert "  ... and 3 more" in lines
+    assert "skipped 7 item(s):" in lines and "not 01 (speech)" in res.output
+    assert "random10 folds not written" in res.output and "loso folds: " in res.output
 
 
 def test_prepare_cli_refuses_bad_options(tmp_path):

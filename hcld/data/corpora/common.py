@@ -191,8 +191,8 @@ def build_manifest(candidates: Iterable[Candidate], out_dir: Path | str, problem
 
     if not rows:
         shown = "; ".join(f"{f}: {r}" for f, r in problems.items[:5])
-        kept_from = f" (labels dropped by the label map: {dict(sorted(dropped.items()))})" if dropped else ""
-        raise DataError(f"{root}: no usable utterances; expected {expected}{kept_from}"
+        dropped_note = f" (labels dropped by the label map: {dict(sorted(dropped.items()))})" if dropped else ""
+        raise DataError(f"{root}: no usable utterances; expected {expected}{dropped_note}"
                         + (f" (problems: {shown})" if shown else ""))
     manifest_path = write_manifest(rows, out_dir)
     counts = Counter(r["emotion"] for r in rows)
