@@ -100,6 +100,12 @@ def load_upstream(folder: Path):
 
 
 class SslExtractor(Extractor):
+    """hidden_states[layer] (or several, stacked) of a local transformers speech model; see the module docstring.
+
+    `layers` and `layer_dim` are public: the store writes them into meta.json so readers can split
+    the [.., L*D] frames back into layers.
+    """
+
     name = "ssl"
     batch_size = 8
 
@@ -133,8 +139,10 @@ class SslExtractor(Extractor):
     def _pick_layers(self, layer: int | None, layers: tuple[int, ...] | list[int] | None) -> tuple[int, ...]:
         if layer is not None and layers is not None:
             raise DataError("give either layer or layers, not both")
-        picked = (self.num_hidden_layers,) if layer is None and layers is None else \
-            (int(layer),) if layer is not None else tuple(int(n) for n in layers)
+        if layers is not None:
+            picked = tuple(int(n) for n in layers)
+        else:
+            picked = (self.num_hidden_layers if layer is None else int(layer),)
         valid = f"0..{self.num_hidden_layers} (0 = CNN/projection output, {self.num_hidden_layers} = last layer)"
         if not picked:
             raise DataError(f"no upstream layers given; choose from {valid}")
