@@ -233,6 +233,36 @@ def test_emodb(tmp_path):
     assert merged.counts == {"ang": 1, "hap": 1, "neu": 2} and merged.dropped_labels == {"sad": 1}
 
 
+def test_file_name_readers_name_a_file_with_several_faults_by_its_first_check(tmp_path):
+    """RAVDESS and EmoDB check a name's fields in a fixed order before the label map, so a file with
+    several faults is always named with the same reason, and a skipped file is not also counted as dropped."""
+    ravdess = tmp_path / "ravdess"
+    for i, stem in enumerate(RAVDESS_GOOD):
+        write_wav(ravdess / f"Actor_{stem[-2:]}" / f"{stem}.wav", rate=48000, seed=i)
+    write_wav(ravdess / "Actor_02" / "01-02-09-01-01-01-01.wav")  # full-AV, song, emotion 09, actor 01 in Actor_02
+    write_wav(ravdess / "Actor_02" / "03-01-09-01-01-01-01.wav")  # emotion 09, actor 01 in Actor_02
+    write_wav(ravdess / "Actor_02" / "03-01-06-01-01-01-01.wav")  # fea (dropped below), actor 01 in Actor_02
+    result = prepare_ravdess(ravdess, tmp_path / "out-ravdess", label_map={"fea": None})
+    assert skipped_names(result) == {
+        "01-02-09-01-01-01-01.wav": "modality 01 (full-AV) is not 03 (audio-only)",
+        "03-01-09-01-01-01-01.wav": "unknown emotion code 09 (known: 01, 02, 03, 04, 05, 06, 07, 08)",
+        "03-01-06-01-01-01-01.wav": "actor field 01 does not match its folder Actor_02",
+    }
+    assert result.dropped_labels == {"fea": 1}  # the one good fea file
+
+    emodb = tmp_path / "emodb"
+    for i, stem in enumerate(EMODB_GOOD):
+        write_wav(emodb / "wav" / f"{stem}.wav", seed=i)
+    write_wav(emodb / "wav" / "99a01Xa.wav")  # no emotion X, no speaker 99
+    write_wav(emodb / "wav" / "99a01Ta.wav")  # sad (dropped below), no speaker 99
+    result = prepare_emodb(emodb, tmp_path / "out-emodb", label_map={"sad": None})
+    assert skipped_names(result) == {
+        "99a01Xa.wav": "unknown emotion letter X (known: W, L, E, A, F, T, N)",
+        "99a01Ta.wav": "speaker 99 is not one of EmoDB's (03, 08, 09, 10, 11, 12, 13, 14, 15, 16)",
+    }
+    assert result.dropped_labels == {"sad": 1}
+
+
 # --- EmoBox -----------------------------------------------------------------------------------------------------
 
 def write_emobox(root: Path) -> Path:

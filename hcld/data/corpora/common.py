@@ -15,14 +15,19 @@ Label maps: each reader decodes its corpus' emotion codes into label words, then
 words with its documented default map, which the user's `--label-map` overrides or extends
 (`parse_label_map`, `apply_label_map`). A word the resulting map does not keep is counted in
 `dropped_labels`, not named file by file: dropping classes is a choice, not a fault.
+
+Readers whose labels live in the file names (RAVDESS, CREMA-D, EmoDB) share the per-file loop
+(`name_candidates`): each supplies its name pattern and a `read` that turns a matching name
+into `NameFields` or raises `Skip` with the reason the file is named with.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import Match, Pattern
 from typing import NamedTuple
 
 from hcld.data.audio import audio_info, content_problem
@@ -71,6 +76,18 @@ class Candidate(NamedTuple):
     speaker: str
     session: str | None = None
     gender: str | None = None  # "F", "M" or None
+
+
+class NameFields(NamedTuple):
+    """What a reader reads from one wav's file name (and its own speaker tables)."""
+
+    word: str  # label word before the label map
+    speaker: str
+    gender: str | None = None  # "F", "M" or None
+
+
+class Skip(Exception):
+    """A file a reader does not use; the message is the reason it is named with."""
 
 
 def parse_label_map(text: str | None) -> dict[str, str | None]:
@@ -130,6 +147,41 @@ def wav_files(folder: Path, pattern: str = "*.wav") -> list[Path]:
     """Sorted wavs matching `pattern` under `folder`, without macOS resource forks ("._*"), which some
     copies of the corpora carry."""
     return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.startswith("._"))
+
+
+def name_candidates(wavs: Iterable[Path], name: Pattern[str], read: Callable[[Path, Match[str]], NameFields], *,
+                    not_like: str, labels: Mapping[str, str | None], problems: Problems,
+                    dropped: Counter[str]) -> list[Candidate]:
+    """Candidates of wavs whose names carry the labels; the utterance id is the file stem.
+
+    A stem `name` does not match is skipped with the reason `not_like`; `read` takes the fields
+    from the match or raises Skip; the label word then goes through `labels` (a word it does not
+    keep is counted in `dropped`). Checks run in that order, so a file with several faults is
+    named with the first.
+    """
+    out = []
+    for wav in wavs:
+        m = name.match(wav.stem)
+        if m is None:
+            problems.add(wav, not_like)
+            continue
+        try:
+            fields = read(wav, m)
+        except Skip as skip:
+            problems.add(wav, str(skip))
+            continue
+        emotion = map_label(labels, fields.word, dropped)
+        if emotion is not None:
+            out.append(Candidate(wav.stem, wav, emotion, speaker=fields.speaker, gender=fields.gender))
+    return out
+
+
+def code_word(codes: Mapping[str, str], code: str, what: str = "emotion code") -> str:
+    """The label word of a corpus' emotion code; Skip listing the known codes when it is not one."""
+    word = codes.get(code)
+    if word is None:
+        raise Skip(f"unknown {what} {code} (known: {', '.join(codes)})")
+    return word
 
 
 def jsonl_records(path: Path, problems: Problems) -> list[tuple[int, dict]]:

@@ -25,13 +25,14 @@ from collections import Counter
 from pathlib import Path
 
 from hcld.data.corpora.common import (
-    Candidate,
+    NameFields,
     PrepareResult,
     Problems,
     apply_label_map,
     build_manifest,
+    code_word,
     deeper_hint,
-    map_label,
+    name_candidates,
     normal_gender,
     require_dir,
     wav_files,
@@ -57,21 +58,11 @@ def prepare_cremad(root: Path, out_dir: Path, *, label_map: dict[str, str | None
         raise DataError(f"{root}: no {_LAYOUT}{deeper_hint(root, 'AudioWAV')}")
     genders = read_demographics(root / DEMOGRAPHICS)
 
-    todo = []
-    for wav in wavs:
-        m = _NAME.match(wav.stem)
-        if m is None:
-            problems.add(wav, "file name is not like 1001_DFA_ANG_XX.wav")
-            continue
-        word = EMOTION_CODES.get(m["emotion"])
-        if word is None:
-            problems.add(wav, f"unknown emotion code {m['emotion']} (known: {', '.join(EMOTION_CODES)})")
-            continue
-        emotion = map_label(labels, word, dropped)
-        if emotion is None:
-            continue
-        todo.append(Candidate(wav.stem, wav, emotion, speaker=m["actor"], gender=genders.get(m["actor"])))
+    def read(wav: Path, m: re.Match[str]) -> NameFields:
+        return NameFields(code_word(EMOTION_CODES, m["emotion"]), speaker=m["actor"], gender=genders.get(m["actor"]))
 
+    todo = name_candidates(wavs, _NAME, read, not_like="file name is not like 1001_DFA_ANG_XX.wav",
+                           labels=labels, problems=problems, dropped=dropped)
     return build_manifest(todo, out_dir, problems, root=root, dropped=dropped, progress=progress,
                           expected=_LAYOUT)
 

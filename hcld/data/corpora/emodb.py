@@ -23,13 +23,15 @@ from collections import Counter
 from pathlib import Path
 
 from hcld.data.corpora.common import (
-    Candidate,
+    NameFields,
     PrepareResult,
     Problems,
+    Skip,
     apply_label_map,
     build_manifest,
+    code_word,
     deeper_hint,
-    map_label,
+    name_candidates,
     require_dir,
     wav_files,
 )
@@ -56,24 +58,17 @@ def prepare_emodb(root: Path, out_dir: Path, *, label_map: dict[str, str | None]
     if not wavs:
         raise DataError(f"{root}: no {_LAYOUT}{deeper_hint(root, 'wav')}")
 
-    todo = []
-    for wav in wavs:
-        m = _NAME.match(wav.stem)
-        if m is None:
-            problems.add(wav, "file name is not like 03a01Fa.wav (speaker, text, emotion, version)")
-            continue
-        word = EMOTION_CODES.get(m["emotion"])
-        if word is None:
-            problems.add(wav, f"unknown emotion letter {m['emotion']} (known: {', '.join(EMOTION_CODES)})")
-            continue
-        gender = SPEAKER_GENDER.get(m["speaker"])
-        if gender is None:
-            problems.add(wav, f"speaker {m['speaker']} is not one of EmoDB's ({', '.join(SPEAKER_GENDER)})")
-            continue
-        emotion = map_label(labels, word, dropped)
-        if emotion is None:
-            continue
-        todo.append(Candidate(wav.stem, wav, emotion, speaker=m["speaker"], gender=gender))
-
+    todo = name_candidates(wavs, _NAME, _read_name,
+                           not_like="file name is not like 03a01Fa.wav (speaker, text, emotion, version)",
+                           labels=labels, problems=problems, dropped=dropped)
     return build_manifest(todo, out_dir, problems, root=root, dropped=dropped, progress=progress,
                           expected=_LAYOUT)
+
+
+def _read_name(wav: Path, m: re.Match[str]) -> NameFields:
+    """Label word, speaker and gender of a name `_NAME` matched (Skip: why the file is not used)."""
+    word = code_word(EMOTION_CODES, m["emotion"], "emotion letter")
+    gender = SPEAKER_GENDER.get(m["speaker"])
+    if gender is None:
+        raise Skip(f"speaker {m['speaker']} is not one of EmoDB's ({', '.join(SPEAKER_GENDER)})")
+    return NameFields(word, speaker=m["speaker"], gender=gender)

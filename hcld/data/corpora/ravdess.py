@@ -30,13 +30,15 @@ from collections import Counter
 from pathlib import Path
 
 from hcld.data.corpora.common import (
-    Candidate,
+    NameFields,
     PrepareResult,
     Problems,
+    Skip,
     apply_label_map,
     build_manifest,
+    code_word,
     deeper_hint,
-    map_label,
+    name_candidates,
     require_dir,
     wav_files,
 )
@@ -63,33 +65,23 @@ def prepare_ravdess(root: Path, out_dir: Path, *, label_map: dict[str, str | Non
     if not wavs:
         raise DataError(f"{root}: no {_LAYOUT} inside{deeper_hint(root, 'Actor_*/*.wav')}")
 
-    todo = []
-    for wav in wavs:
-        m = _NAME.match(wav.stem)
-        if m is None:
-            problems.add(wav, "file name is not like 03-01-05-01-02-01-18.wav (seven two-digit fields)")
-            continue
-        if m["modality"] != "03":
-            problems.add(wav, f"modality {m['modality']} ({_MODALITIES.get(m['modality'], 'unknown')}) "
-                              "is not 03 (audio-only)")
-            continue
-        if m["channel"] != "01":
-            kind = "song" if m["channel"] == "02" else "unknown"
-            problems.add(wav, f"vocal channel {m['channel']} ({kind}) is not 01 (speech)")
-            continue
-        word = EMOTION_CODES.get(m["emotion"])
-        if word is None:
-            problems.add(wav, f"unknown emotion code {m['emotion']} (known: {', '.join(EMOTION_CODES)})")
-            continue
-        speaker = f"Actor_{m['actor']}"
-        if wav.parent.name != speaker:
-            problems.add(wav, f"actor field {m['actor']} does not match its folder {wav.parent.name}")
-            continue
-        emotion = map_label(labels, word, dropped)
-        if emotion is None:
-            continue
-        gender = "M" if int(m["actor"]) % 2 else "F"
-        todo.append(Candidate(wav.stem, wav, emotion, speaker=speaker, gender=gender))
-
+    todo = name_candidates(wavs, _NAME, _read_name,
+                           not_like="file name is not like 03-01-05-01-02-01-18.wav (seven two-digit fields)",
+                           labels=labels, problems=problems, dropped=dropped)
     return build_manifest(todo, out_dir, problems, root=root, dropped=dropped, progress=progress,
                           expected=_LAYOUT)
+
+
+def _read_name(wav: Path, m: re.Match[str]) -> NameFields:
+    """Label word, speaker and gender of a speech file `_NAME` matched (Skip: why the file is not used)."""
+    if m["modality"] != "03":
+        raise Skip(f"modality {m['modality']} ({_MODALITIES.get(m['modality'], 'unknown')}) is not 03 (audio-only)")
+    if m["channel"] != "01":
+        kind = "song" if m["channel"] == "02" else "unknown"
+        raise Skip(f"vocal channel {m['channel']} ({kind}) is not 01 (speech)")
+    word = code_word(EMOTION_CODES, m["emotion"])
+    speaker = f"Actor_{m['actor']}"
+    if wav.parent.name != speaker:
+        raise Skip(f"actor field {m['actor']} does not match its folder {wav.parent.name}")
+    gender = "M" if int(m["actor"]) % 2 else "F"  # odd actors are male, even female (corpus documentation)
+    return NameFields(word, speaker=speaker, gender=gender)
