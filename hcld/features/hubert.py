@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from hcld.errors import DataError, MissingAssetError
-from hcld.features import DEFAULT_NORM, Extractor
+from hcld.features import DEFAULT_NORM
+from hcld.features.conv_stack import ConvStackExtractor
 from hcld.fileio import file_sha256
 
 CHECKPOINT_NAME = "hubert_fairseq_base_ls960.pth"
@@ -97,7 +98,7 @@ def build_model(path: Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
     return model.eval(), params
 
 
-class HubertExtractor(Extractor):
+class HubertExtractor(ConvStackExtractor):
     name = "hubert"
     batch_size = 8
 
@@ -120,19 +121,6 @@ class HubertExtractor(Extractor):
         self.config.update(checkpoint_name=path.name, checkpoint_sha256=file_sha256(path),
                            checkpoint_bytes=path.stat().st_size, layer=self.layer, num_layers=n_layers,
                            embed_dim=self.dim, mask_padding=True)
-
-    def frames(self, n_samples: int) -> int:
-        n = n_samples
-        for kernel, stride in self.conv:
-            n = 0 if n < kernel else (n - kernel) // stride + 1
-        return n
-
-    def min_samples(self) -> int:
-        """Smallest input that yields one frame (the conv stack's receptive field)."""
-        n = 1
-        for kernel, stride in reversed(self.conv):
-            n = (n - 1) * stride + kernel
-        return n
 
     def _compute(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(self.min_samples(), waves.shape[1]).to(self.device)

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from hcld.errors import DataError, MissingAssetError
-from hcld.features import DEFAULT_NORM, Extractor
+from hcld.features import DEFAULT_NORM
+from hcld.features.conv_stack import ConvStackExtractor
 from hcld.fileio import file_sha256, json_hash
 
 MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -99,7 +100,7 @@ def load_upstream(folder: Path):
     return model.float().eval(), feature_extractor, source
 
 
-class SslExtractor(Extractor):
+class SslExtractor(ConvStackExtractor):
     """hidden_states[layer] (or several, stacked) of a local transformers speech model; see the module docstring.
 
     `layers` and `layer_dim` are public: the store writes them into meta.json so readers can split
@@ -152,20 +153,6 @@ class SslExtractor(Extractor):
         if len(set(picked)) != len(picked):
             raise DataError(f"upstream layers {list(picked)} list a layer twice")
         return picked
-
-    def frames(self, n_samples: int) -> int:
-        """Output frames of the conv stack (what the model's _get_feat_extract_output_lengths gives)."""
-        n = n_samples
-        for kernel, stride in self.conv:
-            n = 0 if n < kernel else (n - kernel) // stride + 1
-        return n
-
-    def min_samples(self) -> int:
-        """Smallest input that yields one frame (the conv stack's receptive field)."""
-        n = 1
-        for kernel, stride in reversed(self.conv):
-            n = (n - 1) * stride + kernel
-        return n
 
     def _compute(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(self.min_samples(), waves.shape[1])
