@@ -105,6 +105,8 @@ def test_hubert_small_checkpoint_gives_374_frames(tmp_path):
     ckpt = write_small_checkpoint(tmp_path / "small.pth")
     ex = make_extractor("hubert", checkpoint=ckpt, device="cpu")
     assert (ex.n_frames, ex.dim) == (374, 24)
+    # the conv stack's 400-sample receptive field and 320-sample hop
+    assert ex.min_samples() == 400 and (ex.frames(399), ex.frames(400), ex.frames(719), ex.frames(720)) == (0, 1, 1, 2)
     waves, lengths = clips()
     out = ex(waves, lengths)
     assert out.shape == (2, 374, 24)

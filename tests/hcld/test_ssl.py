@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from test_feature_store import write_manifest
+from test_features import clips
 
 from hcld.errors import DataError, MissingAssetError
 from hcld.features import extract_features, make_extractor
@@ -32,9 +33,11 @@ DATA2VEC = {**SMALL, "num_conv_pos_embeddings": 2, "conv_pos_kernel_size": 5}
 MODEL_TYPES = ("wavlm", "wav2vec2", "hubert", "data2vec-audio")
 
 
-def save_model(folder, model_type: str, *, seed: int = 0, mask: bool | None = None, processor: bool = True):
+def save_model(folder, model_type: str, *, seed: int = 0, mask: bool | None = None, processor: bool = True,
+               config: dict | None = None):
     """A randomly initialised model (and its Wav2Vec2FeatureExtractor) saved as a local upstream folder.
-    Like the real checkpoints: the GroupNorm ('base') models want no attention mask, data2vec-audio does."""
+    Like the real checkpoints: the GroupNorm ('base') models want no attention mask, data2vec-audio does.
+    `config` replaces SMALL (e.g. more layers)."""
     from transformers import (
         AutoModel,
         Data2VecAudioConfig,
@@ -44,8 +47,9 @@ def save_model(folder, model_type: str, *, seed: int = 0, mask: bool | None = No
         WavLMConfig,
     )
 
-    configs = {"wavlm": WavLMConfig(**SMALL), "wav2vec2": Wav2Vec2Config(**SMALL),
-               "hubert": HubertConfig(**SMALL), "data2vec-audio": Data2VecAudioConfig(**DATA2VEC)}
+    small = config or SMALL
+    configs = {"wavlm": WavLMConfig(**small), "wav2vec2": Wav2Vec2Config(**small),
+               "hubert": HubertConfig(**small), "data2vec-audio": Data2VecAudioConfig(**(config or DATA2VEC))}
     torch.manual_seed(seed)
     model = AutoModel.from_config(configs[model_type]).eval()
     model.save_pretrained(folder)
@@ -60,16 +64,6 @@ def upstreams(tmp_path_factory):
     """model type -> (folder, the model object that was saved there)."""
     root = tmp_path_factory.mktemp("upstreams")
     return {t: (root / t, save_model(root / t, t)) for t in MODEL_TYPES}
-
-
-def clips(seconds=(7.5, 3.0), seed=0):
-    rng = np.random.default_rng(seed)
-    lengths = np.array([int(s * SR) for s in seconds])
-    waves = np.zeros((len(seconds), CLIP), dtype=np.float32)
-    for i, n in enumerate(lengths):
-        t = np.arange(n) / SR
-        waves[i, :n] = 0.3 * np.sin(2 * np.pi * (120 + 40 * i) * t) + 0.05 * rng.standard_normal(n)
-    return waves, lengths
 
 
 def direct_frames(model, wave: np.ndarray, n: int, layer: int, *, mask: bool) -> np.ndarray:
