@@ -7,6 +7,10 @@ Rules the numbers follow (each is tested):
   of the mean and the cell says on how many folds it rests.
 - A cell with no finished fold shows MISSING, never a number; failed and missing folds are counted.
 - The paper's "-" stays "-"; its unlabelled stray Table II row is never compared (see grid.report.paper).
+- The paper's numbers (all on IEMOCAP) are shown only beside a setting on IEMOCAP or the built-in
+  synthetic stand-in of it (grid.report.paper.compares_with_paper); another corpus gets none.
+- Table II shows the emotion head's macro-F1 beside WA and UA (the paper reports none: "-"); a
+  trial row older than the metric did not record it, and a cell none of whose folds did shows MISSING.
 - Trials in different settings (`assign_settings`) are never averaged together: each setting gets
   its own rows.
 
@@ -38,6 +42,7 @@ from grid.report.tables import (
     SIGNIFICANCE_FAMILIES,
     ablation_table,
     comparison_table,
+    paper_settings,
     probe_table,
     significance_table,
     wilcoxon_dropped,
@@ -124,7 +129,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("table2", "Table II: ablation (emotion and speaker accuracy)",
             build=lambda r: ablation_table(r.trials, r.settings, r.grid), rows=table2_rows,
             note="Each fold is the mean of its seeds; ours = mean ± sample std over folds (fold spread); seed "
-                 "sd = mean over folds of the within-fold sample std across seeds (seed spread, ddof=1).",
+                 "sd = mean over folds of the within-fold sample std across seeds (seed spread, ddof=1). "
+                 "Emo macro-F1: mean per-class F1 of the emotion head (as EmoBox reports it); the paper reports "
+                 "none.",
             figures=("confusion", "curves")),
     Section("table1", "Table I: comparison with the paper and the methods it cites",
             build=lambda r: comparison_table(r.tables["table2"], r.settings), rows=table1_rows,
@@ -223,10 +230,21 @@ def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] 
             f"No Wilcoxon signed-rank column in {' and '.join(dropped)}: with n paired folds its smallest "
             f"two-sided p is 2/2^n ({min_wilcoxon_p(5):.4g} for 5 folds), so with the folds here it could not "
             f"reach {ALPHA} in any row; it is shown only when some row has enough pairs.")
-    report.notes.append(
-        "The paper's Table II also prints an unlabelled CNN row (75.03 / 74.27 / 74.98 / 75.01) between "
-        "wo.SupCon and wo.LCL; it is kept in grid.report.paper but excluded from every comparison."
-    )
+    compared = paper_settings(report.trials, report.settings)
+    if any(compared.values()):
+        report.notes.append(
+            "The paper's Table II also prints an unlabelled CNN row (75.03 / 74.27 / 74.98 / 75.01) between "
+            "wo.SupCon and wo.LCL; it is kept in grid.report.paper but excluded from every comparison."
+        )
+    off = [s for s, on in compared.items() if not on]
+    if off:
+        corpora = sorted({str(c) for c in report.trials.filter(pl.col("setting").is_in(off))["corpus"].to_list()})
+        where = "this grid" if len(off) == len(compared) else "setting(s) " + ", ".join(f"`{s}`" for s in off)
+        report.notes.append(
+            f"Paper: IEMOCAP only. Every number of the paper is on IEMOCAP, so none is shown beside {where} "
+            f"(corpus {', '.join(corpora)}): no paper or Δ columns in Table II"
+            + (", and Table I lists our HCLD rows only." if not any(compared.values()) else
+               ", and no Δ for their rows in Table I."))
     if len(report.settings) > 1:
         report.notes.append(f"{len(report.settings)} settings in this grid are reported separately, never pooled.")
     return report

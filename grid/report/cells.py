@@ -12,17 +12,20 @@ import polars as pl
 
 from grid.report import paper
 from grid.report.stats import DEFAULT_ROPE
-from hcld.metrics import ACCURACIES, PROBES
+from grid.report.tables import TABLE2_METRICS
+from hcld.metrics import ACCURACIES, EMOTION_F1, PROBES
 
-MISSING = "—"  # no finished fold for this cell
-NOT_REPORTED = "-"  # the paper prints "-"
+MISSING = "—"  # no finished fold for this cell, or none recorded the metric (a table older than it)
+NOT_REPORTED = "-"  # the paper prints "-", or reports no such metric
 UNDEFINED = "n/a"  # finished, but the metric is undefined (NaN) or a std of one value
 ONE_SEED = "1 seed"  # a seed spread where every fold ran one seed
-MARKERS_LEGEND = (f"`{MISSING}` no finished fold, `{NOT_REPORTED}` not reported by the paper, `{UNDEFINED}` "
+MARKERS_LEGEND = (f"`{MISSING}` no finished fold (or none that recorded the metric: trials older than it), "
+                  f"`{NOT_REPORTED}` not reported by the paper, `{UNDEFINED}` "
                   f"undefined (NaN metric, or std of a single fold), `{ONE_SEED}` no seed spread (one seed per "
                   "fold); [n=k]: metric defined on k folds only")
-# "emo_wa" -> "Emo WA", ... for every accuracy of hcld.metrics
+# "emo_wa" -> "Emo WA", ... for every accuracy of hcld.metrics; the emotion head's macro-F1
 METRIC_TITLES = {m: f"{task.capitalize()} {kind.upper()}" for m in ACCURACIES for task, kind in [m.split("_")]}
+METRIC_TITLES[EMOTION_F1] = "Emo macro-F1"
 
 Rows = tuple[list[str], list[list[str]]]
 
@@ -31,8 +34,9 @@ def _is_num(x) -> bool:
     return x is not None and not (isinstance(x, float) and math.isnan(x))
 
 
-def fmt_cell(mean, std, n, n_done) -> str:
-    if n_done == 0:
+def fmt_cell(mean, std, n, n_done, recorded=None) -> str:
+    """mean ± std [n=k]; `recorded`: the finished folds that recorded the metric (None: all)."""
+    if n_done == 0 or recorded == 0:
         return MISSING
     if not n:
         return UNDEFINED
@@ -81,36 +85,45 @@ def fmt_seed_sd(*spreads) -> str:
 
 
 def table2_rows(t: pl.DataFrame) -> Rows:
+    """Table II; the paper and Δ columns only when some row's setting is on the paper's corpus
+    (`paper_corpus`): the paper reports IEMOCAP only."""
+    with_paper = bool(t.height) and any(t["paper_corpus"].to_list())
     headers = ["Type", "Model", "done/exp", "failed", "missing", "seeds/fold"]
-    for m in ACCURACIES:
-        headers += [f"{METRIC_TITLES[m]} (ours)", "seed sd", "paper", "Δ"]
+    for m in TABLE2_METRICS:
+        headers += [f"{METRIC_TITLES[m]} (ours)", "seed sd"] + (["paper", "Δ"] if with_paper else [])
     rows = []
     for r in t.iter_rows(named=True):
         row = [r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}", str(r["n_failed"]), str(r["n_missing"]),
                fmt_seeds(r["n_seeds_min"], r["n_seeds_max"])]
-        for m in ACCURACIES:
+        compared = r["in_paper"] and r["paper_corpus"]
+        for m in TABLE2_METRICS:
             row += [
-                fmt_cell(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["n_done"]),
-                fmt_seed_sd(r[f"{m}_seed_sd"]) if r["n_done"] else MISSING,
-                fmt_paper(r[f"{m}_paper"], r["in_paper"]),
-                fmt_diff(r[f"{m}_diff"], r[f"{m}_paper"], r["in_paper"], r[f"{m}_mean"]),
+                fmt_cell(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_n"], r["n_done"], r[f"{m}_recorded"]),
+                fmt_seed_sd(r[f"{m}_seed_sd"]) if r["n_done"] and r[f"{m}_recorded"] != 0 else MISSING,
             ]
+            if with_paper:
+                row += [fmt_paper(r[f"{m}_paper"], compared),
+                        fmt_diff(r[f"{m}_diff"], r[f"{m}_paper"], compared, r[f"{m}_mean"])]
         rows.append(row)
     return headers, rows
 
 
 def table1_rows(t: pl.DataFrame) -> Rows:
-    headers = ["Model", "Ref", "Source", "WA (%)", "UA (%)", "Δ WA vs paper", "Δ UA vs paper"]
+    """Table I; the Δ columns only when it holds the paper's rows (some setting on its corpus)."""
+    with_paper = not t.filter(~pl.col("ours")).is_empty()
+    headers = ["Model", "Ref", "Source", "WA (%)", "UA (%)"] + (["Δ WA vs paper", "Δ UA vs paper"] if with_paper
+                                                               else [])
     rows = []
     for r in t.iter_rows(named=True):
         if r["ours"]:
             wa = fmt_cell(r["wa"], r["wa_std"], r["wa_n"], r["n_done"])
             ua = fmt_cell(r["ua"], r["ua_std"], r["ua_n"], r["n_done"])
-            dwa, dua = fmt_num(r["wa_diff"], "{:+.2f}"), fmt_num(r["ua_diff"], "{:+.2f}")
+            dwa, dua = ((fmt_num(r["wa_diff"], "{:+.2f}"), fmt_num(r["ua_diff"], "{:+.2f}")) if r["paper_corpus"]
+                        else ("", ""))
         else:
             wa, ua = fmt_num(r["wa"], absent=NOT_REPORTED), fmt_num(r["ua"], absent=NOT_REPORTED)
             dwa = dua = ""
-        rows.append([r["model"], r["ref"], r["source"], wa, ua, dwa, dua])
+        rows.append([r["model"], r["ref"], r["source"], wa, ua] + ([dwa, dua] if with_paper else []))
     return headers, rows
 
 
@@ -175,5 +188,5 @@ def probe_rows(t: pl.DataFrame) -> Rows:
     rows = []
     for r in t.iter_rows(named=True):
         rows.append([r["type"], r["model"], f"{r['n_done']}/{r['n_expected']}"] + [
-            fmt_cell(r[f"{p}_mean"], r[f"{p}_std"], r[f"{p}_n"], r["n_done"]) for p in PROBES])
+            fmt_cell(r[f"{p}_mean"], r[f"{p}_std"], r[f"{p}_n"], r["n_done"], r[f"{p}_recorded"]) for p in PROBES])
     return headers, rows

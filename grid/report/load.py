@@ -10,10 +10,19 @@ import polars as pl
 from grid import trials
 from grid.trials import FINISHED, STATUSES
 from hcld.errors import DataError
+from hcld.metrics import METRICS
 
 # Without these a row cannot be placed in any table; every other column of the store's schema may
 # be absent from an older table and is read as null.
 KEY_COLUMNS: tuple[str, ...] = ("trial_id", "backbone", "variant", "fold", "status")
+
+
+def recorded(metric: str) -> str:
+    """The column `load_trials` adds for each metric of hcld.metrics.METRICS: whether the row
+    recorded it. The store writes every metric of a finished trial, as NaN where it is undefined;
+    a null is a row written before the metric existed (a column an older table lacks, e.g. macro-F1),
+    shown as not recorded rather than undefined."""
+    return f"{metric}_recorded"
 
 
 def trials_path(results_dir: Path, grid: str) -> Path:
@@ -28,7 +37,8 @@ def _store_dtypes() -> dict[str, pl.DataType]:
 def load_trials(path: Path) -> pl.DataFrame:
     """Read the store and type it by its schema; every attempt row is kept (dedupe is `latest_outcomes`).
 
-    A schema column the file lacks (an older table) is added as nulls; NaN metrics become null."""
+    A schema column the file lacks (an older table) is added as nulls; NaN metrics become null,
+    after `recorded(metric)` has kept which metrics each row recorded (NaN: recorded, undefined)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no trials table at {path}: run `hcld-grid run` for this grid first")
@@ -49,6 +59,7 @@ def load_trials(path: Path) -> pl.DataFrame:
             (pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name)
             for name, dtype in dtypes.items()
         )
+        df = df.with_columns(pl.col(m).is_not_null().alias(recorded(m)) for m in METRICS if m in dtypes)
         # NaN and null both mean "no number": keep one representation.
         df = df.with_columns(pl.col(c).fill_nan(None) for c, t in dtypes.items() if t.is_float())
     except Exception as exc:

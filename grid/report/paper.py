@@ -3,11 +3,32 @@
 Numbers are percentages exactly as printed; `None` stands for the paper's "-" (not reported).
 Row names are the paper's own. Our variant / backbone names map onto them so the report can put
 our runs next to the printed numbers; rows the paper does not label are kept but never compared.
+
+Every number here is on IEMOCAP: the report prints them only beside a setting whose corpus is
+IEMOCAP or the built-in synthetic stand-in of it (`compares_with_paper`), never beside another
+corpus. The paper prints accuracies only (hcld.metrics.ACCURACIES); any other metric of ours
+(e.g. macro-F1) has no paper value (`paper_value` gives None, shown as the paper's "-").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from hcld.data.corpora import CORPUS_NAMES
+from hcld.metrics import ACCURACIES
+
+# The corpus every number of the paper is on: its name among hcld.data.corpora.CORPUS_NAMES (the
+# trial rows' `corpus`), and the label prefix of the built-in synthetic corpus, which hcld.pipeline
+# writes in IEMOCAP's layout with its four classes: a stand-in the demo grids compare with the paper
+# (under the protocol's "not IEMOCAP" warning).
+PAPER_CORPUS = "iemocap"
+STAND_IN_PREFIX = "synthetic"  # hcld.pipeline labels it "synthetic(seed=...,n=...)"
+assert PAPER_CORPUS in CORPUS_NAMES, CORPUS_NAMES
+
+
+def compares_with_paper(corpus: str | None) -> bool:
+    """Whether a setting on this corpus is shown beside the paper's (IEMOCAP) numbers."""
+    return corpus is not None and (corpus == PAPER_CORPUS or corpus.startswith(STAND_IN_PREFIX))
 
 # Our names -> the paper's row names (Table II "Type" and "Model" columns).
 VARIANT_LABELS: dict[str, str] = {
@@ -92,6 +113,12 @@ TABLE_I: tuple[ComparisonRow, ...] = (
     ComparisonRow("HCLD-RNN", "", 75.70, 75.9, backbone="lstm"),
     ComparisonRow("HCLD-transformers", "", 73.80, 74.59, backbone="transformer"),
 )
+
+
+def paper_value(row: AblationRow | None, metric: str) -> float | None:
+    """The paper's Table II number for one of our metrics (hcld.metrics), None where it prints "-",
+    has no such row, or reports no such metric (it prints accuracies only)."""
+    return getattr(row, metric) if row is not None and metric in ACCURACIES else None
 
 
 def ablation_row(variant: str, backbone: str) -> AblationRow | None:

@@ -15,6 +15,7 @@ import polars.selectors as cs
 
 from grid.plan import GRIDS
 from grid.report import paper
+from grid.report.load import recorded
 from grid.report.stats import (
     DEFAULT_ROPE,
     WILCOXON_ZEROS,
@@ -26,13 +27,17 @@ from grid.report.stats import (
 )
 from hcld.data.folds import N_FOLDS
 from hcld.labels import EMOTIONS
-from hcld.metrics import ACCURACIES, PROBES
+from hcld.metrics import ACCURACIES, EMOTION_F1, PROBES
 
 CELL = ("setting", "variant", "row_backbone")  # one row of a table; its folds are the pairs
 REPLICATE = "seed"  # trials of one cell and fold that differ in this are replicates, averaged
 FOLD_SIZES = ("n_train", "n_test")  # utterances per fold, when the trials table records them
 SIGNIFICANCE_PAIRS: tuple[tuple[str, str], ...] = (("hcld", "emo_only"), ("hcld", "orth"))
 SIGNIFICANCE_METRICS: tuple[str, ...] = tuple(m for m in ACCURACIES if m.startswith("emo_"))  # emo_wa, emo_ua
+# Table II's metrics in column order: emotion WA and UA, macro-F1 beside them (EmoBox reports it;
+# the paper does not), then the speaker accuracies.
+TABLE2_METRICS: tuple[str, ...] = (*SIGNIFICANCE_METRICS, EMOTION_F1,
+                                   *(m for m in ACCURACIES if m not in SIGNIFICANCE_METRICS))
 
 
 def _cells(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
@@ -72,11 +77,21 @@ def _expected_folds(df: pl.DataFrame, grid: str) -> pl.DataFrame:
     return per.select("setting", n_expected=pl.max_horizontal(known, pl.col("seen").cast(pl.Int64)))
 
 
+def _recorded_folds(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """Per cell, `<c>_recorded`: its finished folds where some seed's row recorded metric c
+    (grid.report.load.recorded; a frame not read by load_trials: a non-null value)."""
+    flags = [(pl.col(recorded(c)) if recorded(c) in df.columns else pl.col(c).is_not_null()).alias(c)
+             for c in columns]
+    per_fold = df.filter(pl.col("status") == "done").group_by(*CELL, "fold").agg(f.any() for f in flags)
+    return per_fold.group_by(*CELL).agg(pl.col(c).sum().cast(pl.Int64).alias(f"{c}_recorded") for c in columns)
+
+
 def _aggregate(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
     """Per cell, over its finished folds (each fold the mean of its seeds, `fold_means`): mean,
     sample std (ddof=1) and count of defined values, in percent; the seed spread `<c>_seed_sd`
     (mean over folds of the within-fold std across seeds, null with one seed per fold); the folds
-    done and the fewest / most seeds a done fold has."""
+    where the metric was recorded at all (`<c>_recorded`: 0 in a table older than the metric); the
+    folds done and the fewest / most seeds a done fold has."""
     aggs = [pl.len().alias("n_done"), pl.col("n_seeds").min().alias("n_seeds_min"),
             pl.col("n_seeds").max().alias("n_seeds_max")]
     for c in columns:
@@ -86,7 +101,9 @@ def _aggregate(df: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
             pl.col(c).count().cast(pl.Int64).alias(f"{c}_n"),
             (pl.col(f"{c}_seed_sd").mean() * 100).alias(f"{c}_seed_sd"),
         ]
-    return fold_means(df, columns).group_by(*CELL, maintain_order=True).agg(aggs).rename({"row_backbone": "backbone"})
+    stats = fold_means(df, columns).group_by(*CELL, maintain_order=True).agg(aggs)
+    return stats.join(_recorded_folds(df, columns), on=list(CELL), how="left",
+                      maintain_order="left").rename({"row_backbone": "backbone"})
 
 
 def _failed_folds(df: pl.DataFrame) -> pl.DataFrame:
@@ -98,10 +115,19 @@ def _failed_folds(df: pl.DataFrame) -> pl.DataFrame:
             .group_by(*CELL).agg(n_failed=pl.len()).rename({"row_backbone": "backbone"}))
 
 
+def paper_settings(df: pl.DataFrame, settings: list[str]) -> dict[str, bool]:
+    """Per setting, whether its corpus is the paper's (grid.report.paper.compares_with_paper):
+    only then are the paper's IEMOCAP numbers shown beside it. A setting never crosses corpora."""
+    corpus = dict(df.group_by("setting").agg(pl.col("corpus").first()).iter_rows())
+    return {s: paper.compares_with_paper(corpus.get(s)) for s in settings}
+
+
 def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataFrame:
-    """Table II: every paper cell (and ours-only cells), our mean ± std, the paper's value, Δ."""
+    """Table II: every paper cell (and ours-only cells), our mean ± std, the paper's value, Δ.
+    `in_paper`: the paper's Table II has this (variant, backbone) cell; `paper_corpus`: the
+    setting's corpus is the paper's, so its numbers are filled in (else null)."""
     cells = _cells(df, settings, grid)
-    stats = _aggregate(df, ACCURACIES)
+    stats = _aggregate(df, TABLE2_METRICS)
     table = (
         cells.join(_expected_folds(df, grid), on="setting", how="left")
         .join(stats, on=["setting", "variant", "backbone"], how="left")
@@ -109,40 +135,48 @@ def ablation_table(df: pl.DataFrame, settings: list[str], grid: str) -> pl.DataF
         .with_columns(pl.col("n_done", "n_failed").fill_null(0).cast(pl.Int64))
         .with_columns(n_missing=pl.max_horizontal(pl.col("n_expected") - pl.col("n_done") - pl.col("n_failed"), 0))
     )
-    paper_cols = {f"{m}_paper": [] for m in ACCURACIES}
-    in_paper, types, models = [], [], []
-    for v, b in zip(table["variant"].to_list(), table["backbone"].to_list()):
+    compared = paper_settings(df, settings)
+    paper_cols = {f"{m}_paper": [] for m in TABLE2_METRICS}
+    in_paper, on_corpus, types, models = [], [], [], []
+    for s, v, b in zip(table["setting"].to_list(), table["variant"].to_list(), table["backbone"].to_list()):
         row = paper.ablation_row(v, b)
         in_paper.append(row is not None)
+        on_corpus.append(compared[s])
         types.append(paper.VARIANT_LABELS.get(v, f"{v} (ours only)"))
         models.append(paper.BACKBONE_LABELS.get(b, b))
-        for m in ACCURACIES:
-            paper_cols[f"{m}_paper"].append(getattr(row, m) if row else None)
+        for m in TABLE2_METRICS:
+            paper_cols[f"{m}_paper"].append(paper.paper_value(row, m) if compared[s] else None)
     table = table.with_columns(
         pl.Series("type", types, dtype=pl.String),
         pl.Series("model", models, dtype=pl.String),
         pl.Series("in_paper", in_paper, dtype=pl.Boolean),
+        pl.Series("paper_corpus", on_corpus, dtype=pl.Boolean),
         *(pl.Series(k, v, dtype=pl.Float64) for k, v in paper_cols.items()),
-    ).with_columns(*((pl.col(f"{m}_mean") - pl.col(f"{m}_paper")).alias(f"{m}_diff") for m in ACCURACIES))
-    order = ["setting", "type", "model", "variant", "backbone", "in_paper", "n_expected", "n_done", "n_failed",
-             "n_missing", "n_seeds_min", "n_seeds_max"]
-    for m in ACCURACIES:
-        order += [f"{m}_mean", f"{m}_std", f"{m}_seed_sd", f"{m}_n", f"{m}_paper", f"{m}_diff"]
+    ).with_columns(*((pl.col(f"{m}_mean") - pl.col(f"{m}_paper")).alias(f"{m}_diff") for m in TABLE2_METRICS))
+    order = ["setting", "type", "model", "variant", "backbone", "in_paper", "paper_corpus", "n_expected", "n_done",
+             "n_failed", "n_missing", "n_seeds_min", "n_seeds_max"]
+    for m in TABLE2_METRICS:
+        order += [f"{m}_mean", f"{m}_std", f"{m}_seed_sd", f"{m}_n", f"{m}_recorded", f"{m}_paper", f"{m}_diff"]
     return table.sort("setting", "rank").select(order)
 
 
 def comparison_table(table2: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
-    """Table I: quoted baselines, the paper's HCLD rows and ours (emotion WA/UA)."""
+    """Table I: quoted baselines, the paper's HCLD rows and ours (emotion WA/UA). The quoted and
+    paper rows (IEMOCAP numbers) only when some setting is on the paper's corpus; ours with Δ only
+    there (`paper_corpus`, from Table II)."""
+    compared = dict(table2.select("setting", "paper_corpus").unique().iter_rows())
+    any_compared = any(compared.get(s, False) for s in settings)
     rows = []
     for r in paper.TABLE_I:
-        if r.backbone is None:
+        if r.backbone is None and any_compared:
             rows.append(dict(setting="", model=r.model, ref=r.ref, source=f"quoted, not re-run ({r.citation})",
                              backbone=None, wa=r.wa, ua=r.ua))
     for r in paper.TABLE_I:
         if r.backbone is None:
             continue
-        rows.append(dict(setting="", model=r.model, ref="", source="paper, Table I", backbone=r.backbone,
-                         wa=r.wa, ua=r.ua))
+        if any_compared:
+            rows.append(dict(setting="", model=r.model, ref="", source="paper, Table I", backbone=r.backbone,
+                             wa=r.wa, ua=r.ua))
         for s in settings:
             ours = table2.filter((pl.col("setting") == s) & (pl.col("variant") == "hcld")
                                  & (pl.col("backbone") == r.backbone)).row(0, named=True)
@@ -153,14 +187,16 @@ def comparison_table(table2: pl.DataFrame, settings: list[str]) -> pl.DataFrame:
                 ua_std=ours["emo_ua_std"], wa_n=ours["emo_wa_n"], ua_n=ours["emo_ua_n"],
                 n_done=ours["n_done"], n_expected=ours["n_expected"],
                 wa_diff=ours["emo_wa_diff"], ua_diff=ours["emo_ua_diff"], ours=True,
+                paper_corpus=ours["paper_corpus"],
             ))
     schema = {"setting": pl.String, "model": pl.String, "ref": pl.String, "source": pl.String,
-              "backbone": pl.String, "ours": pl.Boolean, "wa": pl.Float64, "wa_std": pl.Float64,
+              "backbone": pl.String, "ours": pl.Boolean, "paper_corpus": pl.Boolean, "wa": pl.Float64,
+              "wa_std": pl.Float64,
               "ua": pl.Float64, "ua_std": pl.Float64, "wa_n": pl.Int64, "ua_n": pl.Int64,
               "n_done": pl.Int64, "n_expected": pl.Int64,
               "wa_diff": pl.Float64, "ua_diff": pl.Float64}
-    return pl.DataFrame([{k: row.get(k, False if k == "ours" else None) for k in schema} for row in rows],
-                        schema=schema)
+    flags = {"ours": False, "paper_corpus": True}  # a quoted or paper row is the paper's own
+    return pl.DataFrame([{k: row.get(k, flags.get(k)) for k in schema} for row in rows], schema=schema)
 
 
 def fold_means(df: pl.DataFrame, metrics: tuple[str, ...]) -> pl.DataFrame:

@@ -23,12 +23,13 @@ from grid.report.render import write_report
 from grid.report.render.markdown import render_markdown
 from hcld.config import TrialConfig
 from hcld.errors import DataError
+from hcld.metrics import EMOTION_F1
 
 NAN = float("nan")
 
 
 def trial(variant, backbone, fold, *, status="done", emo_wa=None, emo_ua=None, spk_wa=None, spk_ua=None,
-          probe_xe=None, probe_xs=None, finished="2026-01-01T00:00:00", trial_id=None, **setting):
+          probe_xe=None, probe_xs=None, emo_f1=None, finished="2026-01-01T00:00:00", trial_id=None, **setting):
     """One attempt row with the store's full schema (metrics null on a failure, as the store writes);
     columns the store adds later are null here."""
     s = {"corpus": "iemocap", "features": "hubert", "fold_scheme": "random5", "epochs": 100, "seed": 0,
@@ -43,7 +44,7 @@ def trial(variant, backbone, fold, *, status="done", emo_wa=None, emo_ua=None, s
         "epochs": s["epochs"], "seed": s["seed"], "loss_impl_requested": s["loss_impl"],
         "loss_impl": s["loss_impl"] if status == "done" else None, "status": status,
         "error": "TrialFailed: nan loss at epoch 3, batch 7" if status == "failed" else None,
-        "emo_wa": emo_wa, "emo_ua": emo_ua, "spk_wa": spk_wa, "spk_ua": spk_ua,
+        "emo_wa": emo_wa, "emo_ua": emo_ua, EMOTION_F1: emo_f1, "spk_wa": spk_wa, "spk_ua": spk_ua,
         "probe_spk_from_xe": probe_xe, "probe_emo_from_xs": probe_xs, "reported_epoch": 100, "seconds": 12.5,
         "device": "cpu", "host": "test", "code_version": "abc123", "finished_at": finished, "attempts": 1,
         "config_json": config.to_json(), "data_key": "dk", "artifacts": f"trials/{tid}",
@@ -149,10 +150,10 @@ def test_table2_hcld_cnn_against_hand_computation(md):
     assert (row["paper#2"], row["Δ#2"]) == ("76.08", "-0.08")
     # spk_wa 80, NaN, 70, 75: defined on 3 folds, mean 75, std 5; paper 75.70 -> -0.70
     assert row["Spk WA (ours)"] == "75.00 ± 5.00 [n=3]"
-    assert (row["paper#3"], row["Δ#3"]) == ("75.70", "-0.70")
+    assert (row["paper#4"], row["Δ#4"]) == ("75.70", "-0.70")
     # spk_ua 79 on all folds: std 0; paper 75.90 -> +3.10
     assert row["Spk UA (ours)"] == "79.00 ± 0.00"
-    assert (row["paper#4"], row["Δ#4"]) == ("75.90", "+3.10")
+    assert (row["paper#5"], row["Δ#5"]) == ("75.90", "+3.10")
     # 4 done, the fold-4 failure counted, nothing missing of 5 (random5).
     assert (row["done/exp"], row["failed"], row["missing"]) == ("4/5", "1", "0")
 
@@ -165,7 +166,7 @@ def test_table2_emo_only_dashes_single_fold_failed_and_missing(md):
     # 70, 72, 71, 73: mean 71.5, std sqrt(5/3) = 1.291; paper 71.61 -> -0.11
     assert (emo["Emo UA (ours)"], emo["Δ#2"]) == ("71.50 ± 1.29", "-0.11")
     # Speaker metrics undefined for every fold; the paper prints "-" and so do we.
-    assert (emo["Spk WA (ours)"], emo["paper#3"], emo["Δ#3"]) == (UNDEFINED, "-", "-")
+    assert (emo["Spk WA (ours)"], emo["paper#4"], emo["Δ#4"]) == (UNDEFINED, "-", "-")
     assert (emo["done/exp"], emo["failed"], emo["missing"]) == ("4/5", "0", "1")
 
     orth = find(rows, Type="orth", Model="LSTM")  # one fold: no std, Δ = 74.44 - 74.44
@@ -174,8 +175,8 @@ def test_table2_emo_only_dashes_single_fold_failed_and_missing(md):
 
     failed = find(rows, Type="wo.SupCon", Model="Transformer")  # only failures: no number anywhere
     assert (failed["done/exp"], failed["failed"], failed["missing"]) == ("0/5", "2", "3")
-    assert [failed[k] for k in ("Emo WA (ours)", "Δ", "Spk UA (ours)", "Δ#4")] == [MISSING] * 4
-    assert (failed["paper"], failed["paper#4"]) == ("71.18", "81.69")
+    assert [failed[k] for k in ("Emo WA (ours)", "Δ", "Spk UA (ours)", "Δ#5")] == [MISSING] * 4
+    assert (failed["paper"], failed["paper#5"]) == ("71.18", "81.69")
 
     never_run = find(rows, Type="wo.LCL", Model="CNN")
     assert (never_run["done/exp"], never_run["failed"], never_run["missing"]) == ("0/5", "0", "5")
@@ -256,9 +257,10 @@ def test_significance_matches_scipy_on_the_paired_folds(rep, md):
 def test_probe_table(md):
     rows = md_table(md, "Decoupling probes")
     hcld = find(rows, Type="HCLD", Model="CNN")
-    # 20, 30, 25, 25: mean 25, std sqrt(50/3) = 4.08; X_s probe never recorded -> undefined
+    # 20, 30, 25, 25: mean 25, std sqrt(50/3) = 4.08; X_s probe null in every row (never recorded, as
+    # in a table older than the metric) -> missing; NaN would be undefined
     assert hcld["speaker probe on X_e (%)"] == "25.00 ± 4.08"
-    assert hcld["emotion probe on X_s (%)"] == UNDEFINED
+    assert hcld["emotion probe on X_s (%)"] == MISSING
     assert find(rows, Type="wo.LCL", Model="CNN")["speaker probe on X_e (%)"] == MISSING
 
 
@@ -326,7 +328,8 @@ def test_older_table_without_some_columns_reads_them_as_null(tmp_path):
     assert rep.trials["loss_impl_requested"].null_count() == rep.trials.height
     assert rep.settings == ["corpus=iemocap features=hubert fold_scheme=random5 epochs=100 loss_impl=torch"]
     row = find(md_table(render_markdown(rep), "Table II"), Type="HCLD", Model="CNN")
-    assert (row["Emo WA (ours)"], row["Spk UA (ours)"], row["failed"]) == ("75.00 ± 4.08", UNDEFINED, "1")
+    # a metric the table lacks was not recorded: missing (not undefined, not 0)
+    assert (row["Emo WA (ours)"], row["Spk UA (ours)"], row["failed"]) == ("75.00 ± 4.08", MISSING, "1")
 
 
 def test_columns_come_from_the_store_schema(tmp_path, monkeypatch):
