@@ -54,6 +54,19 @@ def content_problem(path: Path | str) -> str | None:
     return None
 
 
+def usable_audio(path: Path | str) -> AudioInfo:
+    """The header facts of a file the corpus readers would keep; DataError naming the file and
+    why not (unreadable, empty, a rate below SAMPLE_RATE, NaN samples, digital silence)."""
+    info = audio_info(path)
+    if info.sample_rate < SAMPLE_RATE:
+        raise DataError(f"{path}: sample rate {info.sample_rate} Hz is below {SAMPLE_RATE} Hz "
+                        "(upsampling cannot restore the missing band)")
+    bad_samples = content_problem(path)
+    if bad_samples:
+        raise DataError(f"{path}: {bad_samples}")
+    return info
+
+
 def read_mono(path: Path | str, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The whole file as float32 mono at `sample_rate` (channels averaged, resampled if needed)."""
     path = Path(path)

@@ -30,7 +30,7 @@ from pathlib import Path
 from re import Match, Pattern
 from typing import NamedTuple
 
-from hcld.data.audio import audio_info, content_problem
+from hcld.data.audio import usable_audio
 from hcld.data.manifest import LABEL_WORD, write_manifest
 from hcld.errors import DataError
 from hcld.fileio import file_sha256
@@ -257,17 +257,9 @@ def build_manifest(candidates: Iterable[Candidate], out_dir: Path | str, problem
 def _checked_row(cand: Candidate, problems: Problems, converted: list[tuple[str, str]]) -> dict | None:
     wav = cand.wav
     try:
-        info = audio_info(wav)
+        info = usable_audio(wav)
     except DataError as err:
         problems.add(wav, str(err).removeprefix(f"{wav}: "))
-        return None
-    if info.sample_rate < SAMPLE_RATE:
-        problems.add(wav, f"sample rate {info.sample_rate} Hz is below {SAMPLE_RATE} Hz "
-                          "(upsampling cannot restore the missing band)")
-        return None
-    bad_samples = content_problem(wav)
-    if bad_samples:
-        problems.add(wav, bad_samples)
         return None
     notes = []
     if info.channels > 1:
