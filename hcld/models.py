@@ -179,6 +179,8 @@ class HCLDModel(nn.Module):
     forward(features) -> {"xe", "emo_logits", and with the speaker branch "xs", "spk_logits",
     and with label anchors "anchors" (the label vectors as they meet X_e: through a learnable
     Linear, or through the fixed isometric embedding of `hcld.anchors.embed_isometrically`)}.
+    With `n_layers` > 1 the features are L stacked upstream layers ([B, T, L*D], feat_dim = L*D)
+    and a LayerMix in front turns them into one [B, T, D] for both encoders.
     """
 
     def __init__(
@@ -195,9 +197,23 @@ class HCLDModel(nn.Module):
         speaker_branch: bool,
         label_anchors: torch.Tensor | None,  # [n_emotions, anchor_dim]
         anchor_projection: str,  # learned | fixed
+        n_layers: int = 1,  # upstream layers stacked in the features (--features ssl --layers)
     ):
         super().__init__()
+        # what rebuilds this model around saved weights (hcld.saved_model): JSON, the anchors by shape only
+        self.arguments = {
+            "feat_dim": feat_dim, "n_speakers": n_speakers, "n_emotions": n_emotions, "backbone": backbone,
+            "trunk": trunk, "speaker_backbone": speaker_backbone, "model_size": model_size,
+            "embed_dim": embed_dim, "speaker_branch": speaker_branch, "anchor_projection": anchor_projection,
+            "n_layers": n_layers, "anchor_shape": None if label_anchors is None else list(label_anchors.shape),
+        }
         preset = size_preset(model_size)
+        self.layer_mix = None
+        if n_layers > 1:
+            if feat_dim % n_layers:
+                raise ValueError(f"features of {feat_dim} dims cannot hold {n_layers} equal layers")
+            feat_dim //= n_layers
+            self.layer_mix = LayerMix(n_layers, feat_dim)
         self.emo_encoder = build_encoder(backbone, feat_dim, preset)
         self.emo_embed = nn.Linear(self.emo_encoder.pooled_dim, embed_dim)
         self.emo_head = nn.Linear(embed_dim, n_emotions)
@@ -219,11 +235,21 @@ class HCLDModel(nn.Module):
 
                 self.register_buffer("label_anchors", embed_isometrically(label_anchors.float(), embed_dim))
 
+    @classmethod
+    def from_arguments(cls, arguments: dict) -> HCLDModel:
+        """An untrained model of `arguments` (HCLDModel.arguments), ready for load_state_dict: the label
+        anchors are zeros of the saved shape, which the state dict overwrites."""
+        args = dict(arguments)
+        shape = args.pop("anchor_shape")
+        return cls(**args, label_anchors=None if shape is None else torch.zeros(shape))
+
     @property
     def shares_trunk(self) -> bool:
         return self.spk_encoder is self.emo_encoder
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.layer_mix is not None:
+            features = self.layer_mix(features)
         pooled = self.emo_encoder(features)
         xe = self.emo_embed(pooled)
         out = {"xe": xe, "emo_logits": self.emo_head(xe)}

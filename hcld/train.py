@@ -58,6 +58,7 @@ from hcld.losses.variants import (
 )
 from hcld.models import HCLDModel
 from hcld.placement import FeatureSource, Rows, feature_source
+from hcld.saved_model import MODEL_DIR, write_model
 from hcld.threads import torch_threads
 
 PREDICTIONS_FILE = "predictions.npz"  # per-utterance test predictions of the reported epoch (write_artifacts)
@@ -69,12 +70,15 @@ def run_trial(
     *,
     on_epoch: Callable[[dict], None] | None = None,
     artifacts_dir: Path | None = None,
+    save_model: bool = False,
 ) -> TrialResult:
+    """Train and evaluate one trial. `save_model`: keep the reported model in
+    artifacts_dir/model/ (hcld.saved_model; a search trial, which never sees the test fold, keeps none)."""
     with torch_threads(config.threads):
-        return _run_trial(config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+        return _run_trial(config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir, save_model=save_model)
 
 
-def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir) -> TrialResult:
+def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir, save_model) -> TrialResult:
     started = time.perf_counter()
     name = _trial_name(config, data)
     _check_inputs(config, data, name)
@@ -98,7 +102,7 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     speakers_seen = set(np.unique(data.speaker[test_idx]).tolist()) <= set(spk_class)
 
     model, anchor_source = build_model(config, feat_dim=data.features.shape[2], n_speakers=len(train_speakers),
-                                       labels=tuple(data.emotion_names))
+                                       labels=tuple(data.emotion_names), n_layers=stacked_layers(data.extractor))
     model.to(device)
     optimizer = make_optimizer(model, config, device)
     steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
@@ -183,6 +187,10 @@ def _run_trial(config: TrialConfig, data: TrialData, *, on_epoch, artifacts_dir)
     )
     if artifacts_dir is not None:
         write_artifacts(Path(artifacts_dir), result, test_eval, data, test_idx)
+        if save_model:
+            write_model(Path(artifacts_dir) / MODEL_DIR, model, emotion_names=data.emotion_names,
+                        speaker_ids=class_to_spk, extractor=data.extractor, config=config,
+                        reported_epoch=reported_epoch)
     return result
 
 
@@ -209,10 +217,16 @@ def _utt_ids(data: TrialData, idx: np.ndarray) -> list[str]:
     return [str(data.utt_ids[i]) for i in idx]
 
 
+def stacked_layers(extractor: dict) -> int:
+    """How many upstream layers the features stack (TrialData.extractor; 1 for one layer or fbank)."""
+    return len(extractor.get("layers") or ()) or 1
+
+
 def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int,
-                labels: tuple[str, ...] = EMOTIONS) -> tuple[HCLDModel, str]:
+                labels: tuple[str, ...] = EMOTIONS, n_layers: int = 1) -> tuple[HCLDModel, str]:
     """The model for a config and a label set (the classes, in index order), and where its label
-    anchors came from ("unused" without LCL)."""
+    anchors came from ("unused" without LCL). `n_layers` > 1: the features stack that many
+    upstream layers, mixed by a learned LayerMix in front."""
     weights = variant_weights(config.variant)
     anchors, source = None, "unused"
     if weights.needs_anchors:
@@ -230,6 +244,7 @@ def build_model(config: TrialConfig, *, feat_dim: int, n_speakers: int,
         speaker_branch=uses_speaker_branch(config),
         label_anchors=anchors,
         anchor_projection=config.anchor_projection,
+        n_layers=n_layers,
     )
     return model, source
 
