@@ -47,7 +47,7 @@ def hcld_trial(spec: TrialSpec, experiment: ExperimentLike, *, on_epoch, artifac
     from hcld.train import run_trial
 
     data = experiment.trial_data(spec.fold)
-    return run_trial(spec.config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+    return run_trial(spec.config, data, on_epoch=on_epoch, artifacts_dir=artifacts_dir, save_model=spec.save_model)
 
 
 def noop_trial(spec: TrialSpec, experiment: ExperimentLike, *, on_epoch, artifacts_dir: Path,

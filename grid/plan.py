@@ -237,10 +237,11 @@ class TrialState:
     pending: list[TrialSpec]  # the specs to run now, with the attempts earlier runs spent
 
 
-def trial_state(plan: GridPlan, data_key: str, store: ResultStore, max_failures: int) -> TrialState:
+def trial_state(plan: GridPlan, data_key: str, store: ResultStore, max_failures: int, *,
+                save_models: bool = False) -> TrialState:
     from grid.trials import make_specs
 
-    specs = make_specs(plan.points, data_key, store, plan.sweeps)
+    specs = make_specs(plan.points, data_key, store, plan.sweeps, save_models=save_models)
     state = store.plan([s.trial_id for s in specs], max_failures)
     todo = set(state.pending)
     pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id])

@@ -224,6 +224,7 @@ class TrialSpec:
     setting: str = ""  # its swept values, e.g. "temperature=0.5" (grid.sweeps.setting_label)
     stage: str | None = None  # a tune's trial: one of STAGES (grid.tune); None for `hcld-grid run`
     draw: int | None = None  # a tune's trial: index of its searched configuration
+    save_model: bool = False  # keep the reported model in its artifacts (--save-models; not in the id)
 
     @property
     def name(self) -> str:
@@ -242,9 +243,9 @@ class TrialSpec:
 
 
 def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore,
-               sweeps: typing.Iterable[str] = ()) -> list[TrialSpec]:
+               sweeps: typing.Iterable[str] = (), *, save_models: bool = False) -> list[TrialSpec]:
     """The planned points as specs on this data, each with its id, artifacts folder and the
-    values it takes of the swept keys."""
+    values it takes of the swept keys. `save_models`: trials that see the test fold keep their model."""
     version = code_version()
     keys = list(sweeps)
     specs = []
@@ -252,7 +253,8 @@ def make_specs(points: list[TrialPoint], data_key: str, store: ResultStore,
         tid = trial_id(p.config, p.fold, data_key, version)
         specs.append(TrialSpec(tid, store.grid, p.config, p.fold, data_key, version,
                                str(store.artifacts_dir(tid)),
-                               setting=setting_label(swept_values(p.config, keys)), stage=p.stage, draw=p.draw))
+                               setting=setting_label(swept_values(p.config, keys)), stage=p.stage, draw=p.draw,
+                               save_model=save_models and p.config.evaluate_test))
     return specs
 
 

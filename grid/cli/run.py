@@ -93,6 +93,9 @@ _GRID_OPTIONS = [
     click.option("--no-dashboard", is_flag=True, help="Do not start the Ray dashboard."),
     click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
                  help="Retries of a failed trial (counted across runs) before giving up on it."),
+    click.option("--save-models", is_flag=True,
+                 help="Keep each trial's reported model (weights, label set, how its features were made) in "
+                      "its artifacts folder, for `hcld-grid predict`. Trials finished before keep none."),
     click.option("-v", "--verbose", is_flag=True,
                  help="Ray: show Ray's own output and tables; local: one line per epoch."),
 ]
@@ -149,6 +152,7 @@ class RunOptions:
     address: str | None
     no_dashboard: bool
     max_failures: int
+    save_models: bool
     verbose: bool
     dry_run: bool
 
@@ -257,7 +261,7 @@ def replan_for(o: RunOptions, plan: GridPlan, experiment) -> GridPlan:
 def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -> None:
     grid, max_failures = o.grid, o.max_failures
     trial_fn = os.environ.get(TRIAL_FN_ENV, "hcld")
-    trials = trial_state(plan, experiment.data_key, store, max_failures)
+    trials = trial_state(plan, experiment.data_key, store, max_failures, save_models=o.save_models)
     trial_specs, state, pending = trials.specs, trials.state, trials.pending
     gave_up = (f", {len(state.gave_up)} given up (failed {max_failures + 1}x; raise "
                f"--max-failures to retry them)" if state.gave_up else "")

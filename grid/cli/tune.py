@@ -134,7 +134,8 @@ class TuneState:
     final_gave_up: set[str]
 
 
-def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: int) -> TuneState:
+def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: int, *,
+               save_models: bool = False) -> TuneState:
     """Where the tune stands: the search points known now (all N per group under random; under tpe,
     the batches whose history has finished), the choices of the groups whose search is complete,
     and their final trials."""
@@ -159,7 +160,7 @@ def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: 
     search = [replace(s, attempts_before=state.attempts[s.trial_id]) for s in search]
     choices = [select(g, p, g_ids, rows, unfinished, plan.budget) for g, p, g_ids in zip(plan.groups, points, ids)]
     final_points = [p for c in choices if c is not None for p in c.final_points(plan.seeds)]
-    finals = make_specs(final_points, data_key, store)
+    finals = make_specs(final_points, data_key, store, save_models=save_models)  # search trials keep none
     final_state = store.plan([s.trial_id for s in finals], max_failures)
     finals = [replace(s, attempts_before=final_state.attempts[s.trial_id]) for s in finals]
     return TuneState(search, ids, unfinished, set(state.gave_up), choices, finals, set(final_state.done),
@@ -198,8 +199,12 @@ def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) 
     click.echo(f"tune {o.run.grid}: {len(plan.groups)} groups (backbone x variant x outer fold), budget "
                f"{plan.budget} configurations each, {plan.seeds} seed(s) per final -> {store.path}")
     ran: set[str] | None = None
+
+    def where_it_stands() -> TuneState:
+        return tune_state(plan, experiment.data_key, store, o.run.max_failures, save_models=o.run.save_models)
+
     while True:  # random: one pass; tpe: one pass per batch of proposals
-        state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
+        state = where_it_stands()
         todo = {s.trial_id for s in _pending(state.search, store, o.run.max_failures)}
         if todo and todo == ran:  # nothing moved: trials that did not finish (the summary says so)
             break
@@ -211,9 +216,9 @@ def _run_locked(o: TuneOptions, plan: TunePlan, store: ResultStore, experiment) 
         if not todo:
             break
         ran = todo
-    state = tune_state(plan, experiment.data_key, store, o.run.max_failures)  # the choices, now the search is done
+    state = where_it_stands()  # the choices, now the search is done
     _run_stage(o, "final (chosen configurations, tested)", state.finals, experiment, store, None, "emo_ua")
-    state = tune_state(plan, experiment.data_key, store, o.run.max_failures)
+    state = where_it_stands()
     chosen = sum(c is not None for c in state.choices)
     expected, n_search = len(plan.groups) * plan.seeds, len(plan.groups) * plan.budget
     click.echo(f"tune {o.run.grid}: search {len(state.search) - len(state.unfinished) - len(state.gave_up)}/"
