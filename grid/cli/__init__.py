@@ -17,6 +17,7 @@ COMMANDS = {
     "run": "grid.cli.run:run",
     "tune": "grid.cli.tune:tune",
     "report": "grid.cli.report:report",
+    "predict": "grid.cli.predict:predict",
     "bench": "grid.cli.bench:bench",
 }
 
