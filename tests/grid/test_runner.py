@@ -298,3 +298,17 @@ def test_the_store_callback_pickles_for_a_ray_client_head(tmp_path):
     callback = _store_callback_class()({s.trial_id: s for s in specs}, experiment, store, Progress(len(specs)), 0)
     clone = cloudpickle.loads(cloudpickle.dumps(callback))
     assert clone.store.path == store.path and set(clone.by_id) == {s.trial_id for s in specs}
+
+
+def test_save_models_is_not_in_the_trial_id_and_search_trials_keep_none(tmp_path):
+    import dataclasses
+
+    store = ResultStore(tmp_path / "smoke", "smoke")
+    points = grid_specs.resolve(grid_specs.GridSpec("smoke", "test", backbones=("cnn",), variants=("hcld",)),
+                                n_folds=5)
+    search = [dataclasses.replace(p, config=dataclasses.replace(p.config, evaluate_test=False, selection="best_val"),
+                                  stage="search", draw=0) for p in points]
+    plain, kept = make_specs(points, "k", store), make_specs(points, "k", store, save_models=True)
+    assert [s.trial_id for s in plain] == [s.trial_id for s in kept]  # a finished trial is not run again
+    assert not any(s.save_model for s in plain) and all(s.save_model for s in kept)
+    assert not any(s.save_model for s in make_specs(search, "k", store, save_models=True))  # never saw the test fold
