@@ -4,7 +4,9 @@ resume and dedupe.
 One row per trial *attempt outcome* (done, stopped by a tune's scheduler, or failed). A row is
 written the moment its trial ends, by replacing the whole file atomically (write a sibling file,
 fsync, os.replace), so a reader or a killed driver only ever sees the old file or the new one,
-never half of one. The file is small (one row per trial) so the read-modify-write is cheap.
+never half of one — provided the reader opens the file once (`read_snapshot`): pyarrow given a
+path opens it twice (footer, then pages) and can pair the old footer with the new file's pages.
+The file is small (one row per trial) so the read-modify-write is cheap.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
 from hcld.train import PREDICTIONS_FILE  # the file a trial writes, named where it is written
+
+
+def read_snapshot(path: Path, **read_options: Any) -> pa.Table:
+    """`path` read through one open file, so a concurrent os.replace cannot mix two versions."""
+    with open(path, "rb") as file:
+        return pq.read_table(file, **read_options)
+
 
 # -- the lock -------------------------------------------------------------------------------------
 
@@ -107,7 +116,7 @@ class ResultStore:
         if not self.path.exists():
             return SCHEMA.empty_table()
         try:
-            return pq.read_table(self.path, schema=SCHEMA)
+            return read_snapshot(self.path, schema=SCHEMA)
         except Exception as exc:  # a store we cannot read must not be silently replaced
             raise HcldError(f"cannot read result store {self.path}: {exc}") from exc
 
@@ -119,7 +128,7 @@ class ResultStore:
         if not self.predictions_path.exists():
             return PREDICTION_SCHEMA.empty_table()
         try:
-            table = pq.read_table(self.predictions_path)
+            table = read_snapshot(self.predictions_path)
             if "prob" not in table.column_names:  # written when every grid had IEMOCAP's classes: prob_<label>
                 columns = [np.asarray(table[f"prob_{e}"], dtype=np.float32) for e in EMOTIONS]
                 flat = pa.array(np.stack(columns, axis=1).ravel(), pa.float32())

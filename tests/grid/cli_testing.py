@@ -7,9 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from grid.execute import TRIAL_FN_ENV
+from grid.result_store import read_snapshot
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -28,7 +27,7 @@ def kill_9_after_rows(command: list[str], env: dict[str, str], store: Path, rows
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 180
     try:
-        while not (store.exists() and len(pq.read_table(store)) >= rows):
+        while not (store.exists() and len(read_snapshot(store)) >= rows):
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
@@ -39,4 +38,4 @@ def kill_9_after_rows(command: list[str], env: dict[str, str], store: Path, rows
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return pq.read_table(store).to_pylist()
+    return read_snapshot(store).to_pylist()

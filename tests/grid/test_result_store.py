@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from grid import trials as store_mod
-from grid.result_store import ResultStore, RunLock
+from grid.result_store import ResultStore, RunLock, read_snapshot
 from grid.trials import PREDICTION_SCHEMA, SCHEMA, code_version, trial_id
 from hcld.config import TrialConfig
 from hcld.errors import HcldError
@@ -177,3 +177,29 @@ def test_a_trial_without_a_predictions_file_adds_no_predictions(tmp_path):
     s = ResultStore(tmp_path / "g", "g")
     s.append([row("a", artifacts="trials/a")])
     assert s.read_predictions().num_rows == 0 and not s.predictions_path.exists()
+
+
+
+def test_a_reader_never_sees_half_a_store_while_another_process_replaces_it(tmp_path):
+    # A driver replaces the whole file (os.replace) on every append while a watcher polls it, as the
+    # kill -9 test does: each read is one whole version (pq.read_table(path) fails here: it opens
+    # the path twice and can pair one version's footer with the next one's pages).
+    small, big = ResultStore(tmp_path / "small", "g"), ResultStore(tmp_path / "big", "g")
+    small.append([row("t0")])
+    big.append([row(f"t{n}", error="x" * n) for n in range(200)])
+    s = ResultStore(tmp_path, "g")
+    swapper = subprocess.Popen([sys.executable, "-c", f"""
+import os, shutil
+for n in range(100000):
+    src = {str(small.path)!r} if n % 2 else {str(big.path)!r}
+    shutil.copyfile(src, {str(s.path)!r} + ".tmp")
+    os.replace({str(s.path)!r} + ".tmp", {str(s.path)!r})
+"""])
+    try:
+        while not s.path.exists():
+            time.sleep(0.01)
+        counts = {len(read_snapshot(s.path)) for _ in range(500)}
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert counts == {1, 200}

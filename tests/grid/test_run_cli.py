@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from cli_testing import cli_env, kill_9_after_rows
 from click.testing import CliRunner
@@ -21,7 +20,7 @@ from test_runner import ok_trial
 
 from grid.cli.run import run
 from grid.execute import TRIAL_FN_ENV
-from grid.result_store import RunLock
+from grid.result_store import RunLock, read_snapshot
 
 TESTS_DIR = Path(__file__).resolve().parent
 CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-grid run')"]
@@ -43,7 +42,7 @@ def comparable(table_rows):
 
 
 def rows(results):
-    return pq.read_table(results / "smoke" / "trials.parquet").to_pylist()
+    return read_snapshot(results / "smoke" / "trials.parquet").to_pylist()
 
 
 def test_smoke_grid_end_to_end_then_dedupe(tmp_path, data_dir):
@@ -104,7 +103,7 @@ def test_best_val_selection_through_the_smoke_grid(tmp_path, data_dir, executor)
     assert 0.0 <= row["val_emo_ua"] <= 1.0 and 1 <= row["reported_epoch"] <= 2
     with np.load(results / "smoke" / row["artifacts"] / "predictions.npz") as npz:
         assert len(npz["utt_id"]) == row["n_test"] and npz["prob"].shape == (row["n_test"], 4)
-    stored = pq.read_table(results / "smoke" / "predictions.parquet").to_pylist()  # the store took them in
+    stored = read_snapshot(results / "smoke" / "predictions.parquet").to_pylist()  # the store took them in
     assert len(stored) == row["n_test"] and {r["trial_id"] for r in stored} == {row["trial_id"]}
 
 
@@ -130,7 +129,7 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
     args = ["smoke", "--data-dir", data_dir, "--results-dir", results]
     env = cli_env("test_run_cli:slow_trial")
     kill_9_after_rows([*CLI, *map(str, args), "--executor", killed_executor, "--no-dashboard"], env, store, 3)
-    before = pq.read_table(store).to_pylist()
+    before = read_snapshot(store).to_pylist()
     assert 3 <= len(before) < 15  # killed mid-grid
     # Resume in-process: the store, not the executor, decides what is left (the Ray executor
     # resumes the same way; test_runner covers its recording).
@@ -138,7 +137,7 @@ def test_kill_9_mid_grid_then_resume_loses_and_duplicates_nothing(tmp_path, data
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(before)} already done, {15 - len(before)} to run" in done.stdout
-    after = pq.read_table(store).to_pylist()
+    after = read_snapshot(store).to_pylist()
     ids = [r["trial_id"] for r in after]
     assert len(ids) == len(set(ids)) == 15  # every trial once
     assert comparable(after[:len(before)]) == comparable(before)  # rows written before the kill are untouched
@@ -154,14 +153,14 @@ def test_ctrl_c_keeps_finished_trials_frees_the_lock_and_says_how_to_resume(tmp_
                              str(data_dir), "--results-dir", str(results)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (store.exists() and len(pq.read_table(store)) >= 2):
+    while not (store.exists() and len(read_snapshot(store)) >= 2):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     assert "interrupted:" in out and "run the same command again to resume" in out
-    kept = pq.read_table(store).to_pylist()
+    kept = read_snapshot(store).to_pylist()
     assert 2 <= len(kept) < 15 and all(r["status"] == "done" for r in kept)
     RunLock(results / "smoke").acquire().release()  # the lock went with the process
     try:  # Ray's worker processes, if the driver left any behind
