@@ -43,7 +43,7 @@ def load_trials(path: Path) -> pl.DataFrame:
     if not path.is_file():
         raise DataError(f"no trials table at {path}: run `hcld-grid run` for this grid first")
     try:
-        df = pl.read_parquet(path)
+        df = pl.read_parquet(path.read_bytes())  # one read: a running grid may replace the file meanwhile
     except Exception as exc:  # polars raises several types for a broken file
         raise DataError(f"cannot read trials table {path}: {exc}") from exc
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
@@ -101,6 +101,6 @@ def load_predictions(path: Path) -> pl.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pl.read_parquet(path)
+        return pl.read_parquet(path.read_bytes())  # one read, as in load_trials
     except Exception as exc:
         raise DataError(f"cannot read predictions table {path}: {exc}") from exc
