@@ -40,8 +40,9 @@ _GRID_OPTIONS = [
     click.argument("grid", type=click.Choice(list(GRIDS))),
     click.option("--epochs", type=click.IntRange(min=1), help="Epochs per trial (overrides the grid)."),
     click.option("--folds", "fold_scheme", type=click.Choice(FOLD_SCHEMES),
-                 help="Fold scheme: random5 (the paper: 5 random 80/20 folds) or loso "
-                      "(leave one session out)."),
+                 help="Fold scheme: random5 (the paper: 5 random stratified 80/20 folds), random10, "
+                      "loso (leave one session out; one speaker where a corpus has no sessions), "
+                      "speaker5/speaker10 (speaker-independent k-fold)."),
     click.option("--features", type=click.Choice(list(EXTRACTORS)),
                  help="Input features. Default: hubert on IEMOCAP (the paper's), else fbank."),
     click.option("--backbones", callback=names_option(BACKBONES), metavar="LIST",

@@ -1,6 +1,7 @@
 """Any corpus and upstream end to end: `hcld-grid run smoke` on a manifest of six emotions (fbank,
 then a tiny random 4-layer WavLM with --layers 2,4 mixed by LayerMix), models kept with
---save-models, and `hcld-grid predict` giving back exactly what the trial's own evaluation gave."""
+--save-models, and `hcld-grid predict` giving back exactly what the trial's own evaluation gave;
+`hcld-grid features --corpus` making ahead of time the features such a run then reuses."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from click.testing import CliRunner
 from test_ssl import SMALL, save_model
 
+from grid.cli.features import features
 from grid.cli.predict import predict
 from grid.cli.run import run
 from hcld.saved_model import load_model
@@ -140,3 +142,21 @@ def test_ssl_layers_grid_on_a_tiny_wavlm_mixes_layers_and_predicts(tmp_path, cor
     save_model(other, "wavlm", seed=1, config={**SMALL, "num_hidden_layers": 4})
     code, _, out = predicted("--model", trial, "--upstream", other, wav_of(corpus, "wavs_s0_u00"))
     assert code == 2 and "differs from the trial's" in out
+
+
+def test_features_of_a_corpus_made_ahead_are_the_ones_run_reuses(tmp_path, corpus):
+    args = ["--corpus", "manifest", "--root", str(corpus), "--data-dir", str(tmp_path / "data"), "--no-progress"]
+    first = CliRunner().invoke(features, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert "Manifest: 60 utterances" in first.output and "extracted in" in first.output
+    key = next(line.split()[1] for line in first.output.splitlines() if line.startswith("key:"))
+    again = CliRunner().invoke(features, args, catch_exceptions=False)
+    assert f"key:   {key}" in again.output and "reused" in again.output
+    store = tmp_path / "data" / "features"
+    entries = sorted(p.name for p in store.iterdir() if p.is_dir())
+    assert len(entries) == 1 and key in entries[0]
+    run_smoke(tmp_path, corpus)  # the same --data-dir: no second entry, the run took the one made ahead
+    assert sorted(p.name for p in store.iterdir() if p.is_dir()) == entries
+
+    misuse = CliRunner().invoke(features, [*args, "--manifest", str(corpus)])
+    assert misuse.exit_code == 2 and "leave out --manifest" in misuse.output
