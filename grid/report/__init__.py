@@ -61,6 +61,7 @@ from grid.report.tune import (
 )
 from grid.trials import PREDICTIONS_TABLE
 from hcld.errors import DataError
+from hcld.labels import EMOTIONS
 
 
 @dataclass(frozen=True)
@@ -238,11 +239,15 @@ def build_report(results_dir: Path, grid: str, *, sections: tuple[Section, ...] 
         )
     off = [s for s, on in compared.items() if not on]
     if off:
-        corpora = sorted({str(c) for c in report.trials.filter(pl.col("setting").is_in(off))["corpus"].to_list()})
+        trials = report.trials.filter(pl.col("setting").is_in(off))
+        corpora = sorted({str(c) for c in trials["corpus"].to_list()})
+        classes = sorted({e for e in trials["emotions"].to_list() if e}) if "emotions" in trials.columns else []
         where = "this grid" if len(off) == len(compared) else "setting(s) " + ", ".join(f"`{s}`" for s in off)
         report.notes.append(
-            f"Paper: IEMOCAP only. Every number of the paper is on IEMOCAP, so none is shown beside {where} "
-            f"(corpus {', '.join(corpora)}): no paper or Δ columns in Table II"
+            f"Paper: IEMOCAP only. Every number of the paper is on IEMOCAP's four classes "
+            f"({', '.join(EMOTIONS)}), so none is shown beside {where} "
+            f"(corpus {', '.join(corpora)}" + (f"; classes {' / '.join(classes)}" if classes else "")
+            + "): no paper or Δ columns in Table II"
             + (", and Table I lists our HCLD rows only." if not any(compared.values()) else
                ", and no Δ for their rows in Table I."))
     if len(report.settings) > 1:

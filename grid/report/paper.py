@@ -4,10 +4,12 @@ Numbers are percentages exactly as printed; `None` stands for the paper's "-" (n
 Row names are the paper's own. Our variant / backbone names map onto them so the report can put
 our runs next to the printed numbers; rows the paper does not label are kept but never compared.
 
-Every number here is on IEMOCAP: the report prints them only beside a setting whose corpus is
-IEMOCAP or the built-in synthetic stand-in of it (`compares_with_paper`), never beside another
-corpus. The paper prints accuracies only (hcld.metrics.ACCURACIES); any other metric of ours
-(e.g. macro-F1) has no paper value (`paper_value` gives None, shown as the paper's "-").
+Every number here is on IEMOCAP's four classes: the report prints them only beside a setting whose
+corpus is IEMOCAP or the built-in synthetic stand-in of it, with those four classes
+(`compares_with_paper`), never beside another corpus or another label set of IEMOCAP's (a
+--label-map that keeps fru, say, is another task). The paper prints accuracies only
+(hcld.metrics.ACCURACIES); any other metric of ours (e.g. macro-F1) has no paper value
+(`paper_value` gives None, shown as the paper's "-").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hcld.data.corpora import CORPUS_NAMES
+from hcld.labels import EMOTIONS
 from hcld.metrics import ACCURACIES
 
 # The corpus every number of the paper is on: its name among hcld.data.corpora.CORPUS_NAMES (the
@@ -26,9 +29,12 @@ STAND_IN_PREFIX = "synthetic"  # hcld.pipeline labels it "synthetic(seed=...,n=.
 assert PAPER_CORPUS in CORPUS_NAMES, CORPUS_NAMES
 
 
-def compares_with_paper(corpus: str | None) -> bool:
-    """Whether a setting on this corpus is shown beside the paper's (IEMOCAP) numbers."""
-    return corpus is not None and (corpus == PAPER_CORPUS or corpus.startswith(STAND_IN_PREFIX))
+def compares_with_paper(corpus: str | None, emotions: str | None = None) -> bool:
+    """Whether a setting on this corpus, with these classes (a row's `emotions`; None: written
+    before rows named them, when every corpus had the paper's four), is shown beside the paper's
+    numbers."""
+    on_corpus = corpus is not None and (corpus == PAPER_CORPUS or corpus.startswith(STAND_IN_PREFIX))
+    return on_corpus and (not emotions or sorted(emotions.split(",")) == sorted(EMOTIONS))
 
 # Our names -> the paper's row names (Table II "Type" and "Model" columns).
 VARIANT_LABELS: dict[str, str] = {

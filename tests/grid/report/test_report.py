@@ -427,24 +427,28 @@ def test_75_trial_grid_fills_every_paper_cell(tmp_path):
     assert rep.tables["table2"].filter(pl.col("in_paper"))["n_done"].to_list() == [5] * 15
 
 
-def test_significance_gets_a_paired_bootstrap_interval_from_stored_predictions(tmp_path):
+@pytest.mark.parametrize("n_classes", [4, 6])  # IEMOCAP's four; a corpus with six (CREMA-D)
+def test_significance_gets_a_paired_bootstrap_interval_from_stored_predictions(tmp_path, n_classes):
     import numpy as np
 
     from grid.trials import PREDICTION_SCHEMA
-    from hcld.metrics import unweighted_accuracy
+    from hcld.metrics import macro_f1, unweighted_accuracy
 
     rng = np.random.default_rng(1)
-    rows, preds, truth = [], [], {f: rng.integers(0, 4, 25) for f in range(5)}
-    pooled = {}
+    rows, preds, truth = [], [], {f: rng.integers(0, n_classes, 25) for f in range(5)}
+    pooled, f1 = {}, {}
+    emotions = ",".join(f"e{k}" for k in range(n_classes))
     for variant, accuracy in (("hcld", 0.9), ("emo_only", 0.5), ("orth", 0.5)):
         for f in range(5):
             true = truth[f]
-            pred = np.where(rng.random(25) < accuracy, true, (true + 1) % 4)
-            t = trial(variant, "cnn", f, emo_wa=0.5, emo_ua=float(unweighted_accuracy(true, pred)))
+            pred = np.where(rng.random(25) < accuracy, true, (true + 1) % n_classes)
+            f1[variant, f] = float(macro_f1(true, pred))
+            t = {**trial(variant, "cnn", f, emo_wa=0.5, emo_ua=float(unweighted_accuracy(true, pred)),
+                         emo_f1=f1[variant, f]), "emotions": emotions}
             rows.append(t)
             pooled.setdefault(variant, []).append(pred)
             preds += [{"trial_id": t["trial_id"], "utt_id": f"f{f}-u{i:02d}", "emotion_true": int(true[i]),
-                       "emotion_pred": int(pred[i]), "prob": [0.25] * 4}
+                       "emotion_pred": int(pred[i]), "prob": [1 / n_classes] * n_classes}
                       for i in range(25)]
     write(tmp_path, rows)
     rep = R.build_report(tmp_path, "g", read_artifacts=False)
@@ -459,3 +463,8 @@ def test_significance_gets_a_paired_bootstrap_interval_from_stored_predictions(t
     assert ua["boot_diff"] == pytest.approx(100 * want) and ua["boot_low"] > 0 and ua["boot_high"] > ua["boot_diff"]
     wa = sig.filter(pl.col("metric") == "emo_wa")
     assert wa.height == 2 and wa["boot_diff"].null_count() == 2  # UA only
+    # macro-F1 is tested as WA and UA are: its own fold pairs, its own Holm family
+    f1_row = sig.filter((pl.col("metric") == "emo_f1")
+                        & (pl.col("comparison") == "hcld vs emo_only")).row(0, named=True)
+    assert f1_row["mean_diff"] == pytest.approx(100 * np.mean([f1["hcld", f] - f1["emo_only", f] for f in range(5)]))
+    assert f1_row["n"] == 5 and f1_row["p_holm"] >= f1_row["p_corr"]

@@ -172,3 +172,16 @@ def test_table2_metrics_come_from_hcld_metrics_and_name_f1_once():
     assert tables.TABLE2_METRICS == ("emo_wa", "emo_ua", EMOTION_F1, "spk_wa", "spk_ua")
     package = Path(tables.__file__).parent
     assert not [p for p in package.rglob("*.py") if f'"{EMOTION_F1}"' in p.read_text()]  # one home: hcld.metrics
+
+
+def test_iemocap_with_another_label_set_is_not_compared_with_the_paper(tmp_path):
+    # --label-map fru=fru on IEMOCAP keeps a fifth class: another task than the paper's four.
+    rows = [{**r, "emotions": "ang,fru,hap,neu,sad"} for r in f1_rows()]
+    md = render_markdown(R.build_report(write(tmp_path, rows), "g"))
+    assert "paper" not in md_table(md, "Table II")[0]
+    assert "none is shown beside this grid (corpus iemocap; classes ang,fru,hap,neu,sad)" in md
+    # the paper's four in another order are still the paper's task
+    rows = [{**r, "emotions": "sad,neu,hap,ang"} for r in f1_rows()]
+    md = render_markdown(R.build_report(write(tmp_path, rows), "g"))
+    assert find(md_table(md, "Table II"), Type="HCLD", Model="CNN")["paper"] == "75.52"
+    assert paper.compares_with_paper("iemocap", None)  # rows from before they named their classes

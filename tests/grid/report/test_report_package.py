@@ -89,5 +89,5 @@ def test_no_import_circle_and_no_import_deferred_to_dodge_one():
 
 
 def test_the_metrics_the_report_names_are_hcld_metrics():
-    assert tables.SIGNIFICANCE_METRICS == ("emo_wa", "emo_ua")
+    assert tables.SIGNIFICANCE_METRICS == ("emo_wa", "emo_ua", "emo_f1")
     assert {sensitivity.GAIN, sensitivity.PROBE} <= set(METRICS)
