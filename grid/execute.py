@@ -13,7 +13,6 @@ print the command that shows it and where Ray keeps it.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Any
 
 from grid.progress import Progress
 from grid.result_store import ResultStore
+from grid.tracking import Trackers
 from grid.trials import FINISHED, ExperimentLike, TrialSpec, outcome_of, trial_row
 from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
@@ -87,18 +87,24 @@ def describe_error(exc: BaseException) -> str:
 
 def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
               progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
-              epoch_lines: bool = False) -> None:
+              epoch_lines: bool = False, trackers: Trackers | None = None) -> None:
     """Trials one after another in this process (no Ray): the same function, rows, retries.
     `epoch_lines` prints each epoch's metrics (-v), the only sign of life in a long trial."""
     fn = resolve_trial_fn(trial_fn)
+    trackers = trackers or Trackers()
     for spec in specs:
-        on_epoch = functools.partial(progress.epoch, spec.label) if epoch_lines else None
+        def on_epoch(metrics: dict, spec: TrialSpec = spec) -> None:
+            if epoch_lines:
+                progress.epoch(spec.label, metrics)
+            trackers.epoch(spec, metrics)
+
         progress.start(spec.trial_id, spec.label)
         attempt = spec.attempts_before
         while True:
             attempt += 1
             artifacts = Path(spec.artifacts_dir)
             artifacts.mkdir(parents=True, exist_ok=True)
+            trackers.start(spec)
             start = time.perf_counter()
             try:
                 result = fn(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts)
@@ -106,6 +112,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
                 row = trial_row(spec, experiment, attempt=attempt,
                                seconds=time.perf_counter() - start, error=describe_error(exc))
                 store.append([row])
+                trackers.end(spec, row)
                 will_retry = attempt <= max_failures
                 progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
                 if will_retry:
@@ -114,6 +121,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
             row = trial_row(spec, experiment, attempt=attempt,
                            seconds=time.perf_counter() - start, outcome=outcome_of(result))
             store.append([row])
+            trackers.end(spec, row)
             progress.finish(spec.trial_id, spec.label, row)
             break
 
@@ -277,9 +285,10 @@ def _store_callback_class():
     class StoreCallback(tune.Callback):
         """Runs in the driver: turns Tune's trial events into store rows and progress lines."""
 
-        def __init__(self, by_id, experiment, store, progress, max_failures, stopping=None):
+        def __init__(self, by_id, experiment, store, progress, max_failures, stopping=None, trackers=None):
             self.by_id, self.experiment, self.store = by_id, experiment, store
             self.progress, self.max_failures, self.stopping = progress, max_failures, stopping
+            self.trackers = trackers or Trackers()
             self.started: dict[str, float] = {}
             self.failures: dict[str, int] = {}
             self.best: dict[str, dict] = {}  # with early stopping: each trial's best epoch so far
@@ -290,9 +299,11 @@ def _store_callback_class():
             trial.max_failures = max(0, self.max_failures - spec.attempts_before)
             self.started[spec.trial_id] = time.perf_counter()
             self.progress.start(spec.trial_id, spec.label)
+            self.trackers.start(spec)
 
         def _record(self, spec, row, *, will_retry: bool = False) -> None:
             self.store.append([row])
+            self.trackers.end(spec, row)
             if row["status"] in FINISHED:
                 self.progress.finish(spec.trial_id, spec.label, row)
             else:
@@ -310,7 +321,10 @@ def _store_callback_class():
             self._record(spec, row, will_retry=will_retry)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
-            if self.stopping is None or FINAL_KEY in result:
+            if FINAL_KEY in result:
+                return
+            self.trackers.epoch(self.by_id[trial.config["trial_id"]], result)
+            if self.stopping is None:
                 return
             value = result.get(self.stopping.metric)
             tid = trial.config["trial_id"]
@@ -401,7 +415,7 @@ def _grouped_asha(stopping: EarlyStopping):
 def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultStore,
             progress: Progress, *, trial_fn: str | TrialFn = "hcld", max_failures: int = 0,
             cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0, verbose: bool = False,
-            early_stopping: EarlyStopping | None = None) -> None:
+            early_stopping: EarlyStopping | None = None, trackers: Trackers | None = None) -> None:
     """Pending trials as a Ray Tune grid on the Ray session already started (see
     start_ray). The driver's callback writes rows as trials end."""
     import dataclasses
@@ -417,7 +431,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         raise HcldError(f"--gpus-per-trial {gpus_per_trial}: the Ray cluster has no GPU; "
                         f"use --gpus-per-trial 0 to run on CPU workers")
     by_id = {s.trial_id: s for s in specs}
-    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures, early_stopping)
+    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures, early_stopping, trackers)
 
     trainable = tune.with_parameters(
         ray_trainable,
@@ -478,8 +492,8 @@ def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: Resul
                 progress: Progress, *, executor: str, trial_fn: str | TrialFn = "hcld",
                 max_failures: int = 0, cpus_per_trial: float = 1.0,
                 gpus_per_trial: float | None = None, address: str | None = None,
-                dashboard: bool = True, verbose: bool = False,
-                echo: Callable[[str], None] = print, early_stopping: EarlyStopping | None = None) -> None:
+                dashboard: bool = True, verbose: bool = False, echo: Callable[[str], None] = print,
+                early_stopping: EarlyStopping | None = None, trackers: Trackers | None = None) -> None:
     """Run `specs` with `executor` ("local" or "ray"; with Ray: start or join the session, say
     where its dashboard is, and shut it down after). `gpus_per_trial` None: 1 if Ray sees a GPU.
     `early_stopping` needs Ray (its scheduler is Ray Tune's)."""
@@ -487,10 +501,22 @@ def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: Resul
         raise HcldError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if early_stopping is not None and executor != "ray":
         raise HcldError("early stopping (ASHA) runs in Ray Tune: use --executor ray, or --scheduler none")
-    if executor == "local":
-        run_local(specs, experiment, store, progress, trial_fn=trial_fn,
-                  max_failures=max_failures, epoch_lines=verbose)
-        return
+    trackers = trackers or Trackers()
+    try:
+        if executor == "local":
+            run_local(specs, experiment, store, progress, trial_fn=trial_fn,
+                      max_failures=max_failures, epoch_lines=verbose, trackers=trackers)
+        else:
+            _run_on_ray(specs, experiment, store, progress, trial_fn=trial_fn, max_failures=max_failures,
+                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, address=address,
+                        dashboard=dashboard, verbose=verbose, echo=echo, early_stopping=early_stopping,
+                        trackers=trackers)
+    finally:
+        trackers.close()
+
+
+def _run_on_ray(specs, experiment, store, progress, *, trial_fn, max_failures, cpus_per_trial, gpus_per_trial,
+                address, dashboard, verbose, echo, early_stopping, trackers) -> None:
     import ray
 
     session = start_ray(address=address, dashboard=dashboard, verbose=verbose)
@@ -502,6 +528,6 @@ def run_pending(specs: list[TrialSpec], experiment: ExperimentLike, store: Resul
         echo(f"resources per trial: {cpus_per_trial:g} CPU, {gpus_per_trial:g} GPU")
         run_ray(specs, experiment, store, progress, trial_fn=trial_fn, max_failures=max_failures,
                 cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, verbose=verbose,
-                early_stopping=early_stopping)
+                early_stopping=early_stopping, trackers=trackers)
     finally:
         ray.shutdown()

@@ -20,6 +20,7 @@ from grid.plan import GRIDS, GridPlan, plan_grid, points_per_setting, trial_stat
 from grid.progress import Progress, concurrency, wall_estimate
 from grid.result_store import ResultStore, RunLock
 from grid.sweeps import setting_label, swept_values
+from grid.tracking import TRACKERS, Trackers, make_trackers
 from grid.trials import code_version
 from hcld.config import BACKBONES, TrialConfig, Variant, choices
 from hcld.data.corpora import CORPUS_NAMES
@@ -97,6 +98,9 @@ _GRID_OPTIONS = [
     click.option("--save-models", is_flag=True,
                  help="Keep each trial's reported model (weights, label set, how its features were made) in "
                       "its artifacts folder, for `hcld-grid predict`. Trials finished before keep none."),
+    click.option("--log", "log", callback=names_option(TRACKERS), metavar="LIST",
+                 help="Also log every trial's per-epoch losses and scores, and its settings, to: tensorboard "
+                      "(RESULTS_DIR/GRID/tensorboard/, a run per trial: `tensorboard --logdir` it)."),
     click.option("-v", "--verbose", is_flag=True,
                  help="Ray: show Ray's own output and tables; local: one line per epoch."),
 ]
@@ -154,6 +158,7 @@ class RunOptions:
     no_dashboard: bool
     max_failures: int
     save_models: bool
+    log: tuple[str, ...] | None
     verbose: bool
     dry_run: bool
 
@@ -167,6 +172,14 @@ def plan_of(o: RunOptions, n_folds: int | None = None) -> GridPlan:
                      backbones=o.backbones, variants=o.variants, settings=o.settings, sweeps=o.sweeps,
                      seeds=o.seeds, corpus=corpus, hubert_checkpoint=o.hubert_checkpoint, roberta=o.roberta,
                      n_folds=n_folds)
+
+
+def trackers_of(o: RunOptions, store: ResultStore) -> Trackers:
+    """--log's trackers, writing beside the store; their warnings on stderr."""
+    trackers = make_trackers(o.log, store.folder, warn=lambda line: click.echo(line, err=True))
+    for line in trackers.describe():
+        click.echo(line)
+    return trackers
 
 
 def corpus_of(o: RunOptions) -> tuple[str | None, Path | None]:
@@ -280,7 +293,8 @@ def _run_locked(o: RunOptions, plan: GridPlan, store: ResultStore, experiment) -
         run_pending(pending, experiment, store, progress, executor=o.executor, trial_fn=trial_fn,
                     max_failures=max_failures, cpus_per_trial=o.cpus_per_trial,
                     gpus_per_trial=o.gpus_per_trial, address=o.address,
-                    dashboard=not o.no_dashboard, verbose=o.verbose, echo=click.echo)
+                    dashboard=not o.no_dashboard, verbose=o.verbose, echo=click.echo,
+                    trackers=trackers_of(o, store))
     except KeyboardInterrupt:
         click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in "
                    f"{store.path}; run the same command again to resume.")

@@ -18,7 +18,16 @@ from pathlib import Path
 import click
 
 from grid.cli.options import input_errors
-from grid.cli.run import RunOptions, echo_data, grid_options, inspect_data, plan_of, prepare_data, replan_for
+from grid.cli.run import (
+    RunOptions,
+    echo_data,
+    grid_options,
+    inspect_data,
+    plan_of,
+    prepare_data,
+    replan_for,
+    trackers_of,
+)
 from grid.execute import TRIAL_FN_ENV, EarlyStopping, run_pending
 from grid.progress import Progress
 from grid.result_store import ResultStore, RunLock
@@ -188,7 +197,7 @@ def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, st
                     trial_fn=os.environ.get(TRIAL_FN_ENV, "hcld"), max_failures=o.run.max_failures,
                     cpus_per_trial=o.run.cpus_per_trial, gpus_per_trial=o.run.gpus_per_trial, address=o.run.address,
                     dashboard=not o.run.no_dashboard, verbose=o.run.verbose, echo=click.echo,
-                    early_stopping=early_stopping)
+                    early_stopping=early_stopping, trackers=trackers_of(o.run, store))
     except KeyboardInterrupt:
         click.echo(f"interrupted: {progress.summary()}. Finished trials are saved in {store.path}; "
                    f"run the same command again to resume.")
