@@ -1,6 +1,10 @@
 """Experiment trackers (`--log tensorboard`, `--log mlflow`): each trial's per-epoch loss terms and
 metrics where people already watch curves.
 
+TensorBoard: results/<grid>/tensorboard/, a run per trial. MLflow (the `mlflow` extra): an
+experiment per grid in RESULTS_DIR/mlruns (or --mlflow-uri), a parent run per invocation and a
+nested run per trial attempt, its params the resolved config.
+
 Both executors feed the tracker in the driver, which sees every epoch (the local loop's on_epoch;
 Ray Tune's on_trial_result) and every trial's end (its store row). A tracker never decides a
 number or an id, and a tracker that fails says so in one warning line and is switched off: the
@@ -10,18 +14,22 @@ resumed grid logs only what it runs.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from grid.trials import TrialSpec
+from hcld.errors import HcldError
 from hcld.metrics import METRICS, VALIDATION_METRICS
 
-TRACKERS: tuple[str, ...] = ("tensorboard",)
+TRACKERS: tuple[str, ...] = ("tensorboard", "mlflow")
 TENSORBOARD_DIR = "tensorboard"  # results/<grid>/tensorboard/<run per trial>
+MLFLOW_DIR = "mlruns"  # RESULTS_DIR/mlruns: MLflow's own default name, beside the grids' folders
 
 
 def scalar_tag(key: str) -> str | None:
@@ -49,6 +57,9 @@ def hparams_of(spec: TrialSpec) -> dict[str, bool | str | float | int]:
     """The trial's settings as flat hparams (TensorBoard's HPARAMS tab, MLflow params)."""
     return {k: (v if isinstance(v, (bool, int, float, str)) else json.dumps(v))
             for k, v in spec.config.to_dict().items() if v is not None}
+
+
+REPORTED_PREFIXES = ("emo_", "spk_", "probe_", "val_")  # a store row's scores (hcld.metrics' names)
 
 
 def _number(value: Any) -> float | None:
@@ -145,7 +156,7 @@ class TensorBoardTracker(Tracker):
     def _end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
         writer = self._writer(spec)
         scores = {f"hparam/{k}": n for k, v in row.items()
-                  if (k.startswith(("emo_", "spk_", "probe_", "val_"))) and (n := _number(v)) is not None}
+                  if k.startswith(REPORTED_PREFIXES) and (n := _number(v)) is not None}
         scores[f"hparam/{'done' if row.get('status') in ('done', 'stopped') else 'failed'}"] = 1.0
         # add_hparams would open a second writer in a sibling file, which in the same second gets
         # the same name and clobbers the scalars: the three hparams summaries go into this file.
@@ -162,6 +173,77 @@ class TensorBoardTracker(Tracker):
     def _close(self) -> None:
         for writer in self.open.values():
             writer.close()
+        self.open.clear()
+
+
+class MLflowTracker(Tracker):
+    """One MLflow experiment per grid folder (`smoke`, `demo-tune`); per invocation a parent run,
+    per trial attempt a nested run named as in TensorBoard, with params = the resolved config,
+    tags = grid, variant, backbone, fold, seed, stage and trial id, metrics per epoch (step =
+    epoch) and the reported scores at the end (`final/...`); a failed attempt's run ends FAILED."""
+
+    name = "mlflow"
+
+    def __init__(self, uri: str, experiment: str, warn: Callable[[str], None] = print):
+        super().__init__(warn)
+        self.uri, self.experiment = uri, experiment
+        self.open: dict[str, Any] = {}
+
+    def describe(self) -> str:
+        return f"logging: mlflow -> {self.uri}, experiment {self.experiment!r} (watch with `mlflow ui " \
+               f"--backend-store-uri {self.uri}`)"
+
+    def _client(self):
+        if "client" not in self.open:
+            import os
+
+            from mlflow import MlflowClient
+
+            if "://" not in self.uri or self.uri.startswith("file:"):  # a folder: MLflow's file store, which
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps behind a switch
+            client = MlflowClient(tracking_uri=self.uri)
+            found = client.get_experiment_by_name(self.experiment)
+            experiment = found.experiment_id if found else client.create_experiment(self.experiment)
+            parent = client.create_run(experiment, run_name=f"{self.experiment} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+                                       tags={"grid": self.experiment})
+            self.open.update(client=client, experiment=experiment, parent=parent.info.run_id, runs={})
+        return self.open["client"]
+
+    def _start(self, spec: TrialSpec) -> None:
+        client = self._client()
+        c = spec.config
+        tags = {"mlflow.parentRunId": self.open["parent"], "grid": spec.grid, "variant": c.variant,
+                "backbone": c.backbone, "fold": str(spec.fold), "seed": str(c.seed), "stage": spec.stage or "run",
+                "trial_id": spec.trial_id}
+        run = client.create_run(self.open["experiment"], run_name=run_name(spec), tags=tags)
+        from mlflow.entities import Param
+
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in hparams_of(spec).items()])
+        self.open["runs"][spec.trial_id] = run.info.run_id
+
+    def _log(self, spec: TrialSpec, values: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, v, stamp, step) for k, v in values.items()]
+        if metrics:
+            self._client().log_batch(self.open["runs"][spec.trial_id], metrics=metrics)
+
+    def _epoch(self, spec: TrialSpec, metrics: dict[str, Any]) -> None:
+        values = {tag: n for k, v in metrics.items() if (tag := scalar_tag(k)) and (n := _number(v)) is not None}
+        self._log(spec, values, int(metrics.get("epoch", 0)))
+
+    def _end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
+        self._log(spec, {f"final/{k}": n for k, v in row.items() if k.startswith(REPORTED_PREFIXES)
+                         and (n := _number(v)) is not None}, int(row.get("reported_epoch") or 0))
+        status = "FINISHED" if row.get("status") in ("done", "stopped") else "FAILED"
+        self._client().set_terminated(self.open["runs"].pop(spec.trial_id), status=status)
+
+    def _close(self) -> None:
+        if "client" in self.open:
+            for run_id in self.open["runs"].values():  # interrupted trials
+                self.open["client"].set_terminated(run_id, status="KILLED")
+            self.open["client"].set_terminated(self.open["parent"])
         self.open.clear()
 
 
@@ -191,13 +273,23 @@ class Trackers:
             tracker.close()
 
 
-def make_trackers(names: tuple[str, ...] | None, grid_folder: Path, *,
+def make_trackers(names: tuple[str, ...] | None, grid_folder: Path, *, mlflow_uri: str | None = None,
                   warn: Callable[[str], None] = print) -> Trackers:
-    """The trackers `--log` names (TRACKERS), writing beside the grid's store."""
-    made = []
+    """The trackers `--log` names (TRACKERS), writing beside the grid's store (MLflow: to
+    `mlflow_uri`, by default RESULTS_DIR/mlruns). A missing optional package is an HcldError now,
+    before any trial runs, not a warning later."""
+    grid_folder = Path(grid_folder)
+    made: list[Tracker] = []
     for name in names or ():
         if name == "tensorboard":
-            made.append(TensorBoardTracker(Path(grid_folder) / TENSORBOARD_DIR, warn))
+            made.append(TensorBoardTracker(grid_folder / TENSORBOARD_DIR, warn))
+        elif name == "mlflow":
+            if importlib.util.find_spec("mlflow") is None:
+                raise HcldError("--log mlflow needs MLflow: pip install -e '.[mlflow]' (or pip install mlflow-skinny)")
+            uri = mlflow_uri or str((grid_folder.parent / MLFLOW_DIR).absolute())
+            made.append(MLflowTracker(uri, grid_folder.name, warn))
         else:
-            raise ValueError(f"unknown --log {name!r}; choose from {', '.join(TRACKERS)}")
+            raise HcldError(f"unknown --log {name!r}; choose from {', '.join(TRACKERS)}")
+    if mlflow_uri is not None and "mlflow" not in (names or ()):
+        raise HcldError("--mlflow-uri goes with --log mlflow")
     return Trackers(made)

@@ -100,7 +100,11 @@ _GRID_OPTIONS = [
                       "its artifacts folder, for `hcld-grid predict`. Trials finished before keep none."),
     click.option("--log", "log", callback=names_option(TRACKERS), metavar="LIST",
                  help="Also log every trial's per-epoch losses and scores, and its settings, to: tensorboard "
-                      "(RESULTS_DIR/GRID/tensorboard/, a run per trial: `tensorboard --logdir` it)."),
+                      "(RESULTS_DIR/GRID/tensorboard/, a run per trial: `tensorboard --logdir` it), mlflow "
+                      "(the mlflow extra; an experiment per grid in RESULTS_DIR/mlruns or --mlflow-uri)."),
+    click.option("--mlflow-uri", metavar="URI",
+                 help="With --log mlflow: the tracking URI (a folder, sqlite:///..., http://...). "
+                      "Default: RESULTS_DIR/mlruns."),
     click.option("-v", "--verbose", is_flag=True,
                  help="Ray: show Ray's own output and tables; local: one line per epoch."),
 ]
@@ -159,6 +163,7 @@ class RunOptions:
     max_failures: int
     save_models: bool
     log: tuple[str, ...] | None
+    mlflow_uri: str | None
     verbose: bool
     dry_run: bool
 
@@ -176,7 +181,7 @@ def plan_of(o: RunOptions, n_folds: int | None = None) -> GridPlan:
 
 def trackers_of(o: RunOptions, store: ResultStore) -> Trackers:
     """--log's trackers, writing beside the store; their warnings on stderr."""
-    trackers = make_trackers(o.log, store.folder, warn=lambda line: click.echo(line, err=True))
+    trackers = make_trackers(o.log, store.folder, mlflow_uri=o.mlflow_uri, warn=lambda line: click.echo(line, err=True))
     for line in trackers.describe():
         click.echo(line)
     return trackers

@@ -1,5 +1,6 @@
 """`--log tensorboard`: per trial a TensorBoard run of its per-epoch losses and scores and its
 settings as hparams, under both executors; read back with the `tensorboard` package itself.
+`--log mlflow`: a parent run per invocation, a nested run per trial, read back with MLflow's client.
 Logging changes no trial id or number, a resumed grid logs nothing twice, a retried trial's run
 starts afresh, and a tracker that fails is one warning line while the grid goes on."""
 
@@ -118,3 +119,35 @@ def test_a_retried_trial_starts_its_run_afresh(tmp_path):
     assert [(e.step, e.value) for e in events.Scalars(name, "validation/emo_ua")] == [(1, pytest.approx(0.4))]
     assert "train/loss_orth" not in events.Runs()[name]["scalars"]  # NaN: a term this variant lacks
     assert len(list((tmp_path / name).glob("events.out.tfevents.*"))) == 1
+
+
+def test_mlflow_gets_a_parent_run_per_invocation_and_a_nested_run_per_trial(tmp_path, data_dir):
+    from mlflow import MlflowClient
+
+    out, rows = smoke(data_dir, tmp_path / "results", "--executor", "local", "--log", "mlflow")
+    store = tmp_path / "results" / "mlruns"
+    assert f"logging: mlflow -> {store}, experiment 'smoke'" in out
+    client = MlflowClient(tracking_uri=str(store))
+    experiment = client.get_experiment_by_name("smoke").experiment_id
+    runs = client.search_runs([experiment])
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(runs) == 1 + len(rows) == 5 and parent.info.status == "FINISHED"
+    by_trial = {r.data.tags["trial_id"]: r for r in children}
+    for row in rows:
+        run = by_trial[row["trial_id"]]
+        assert run.info.status == "FINISHED" and run.info.run_name == f"cnn/{row['variant']}/fold0,seed={row['seed']}"
+        tags = run.data.tags
+        assert (tags["grid"], tags["variant"], tags["backbone"], tags["fold"], tags["seed"], tags["stage"]) == (
+            "smoke", row["variant"], "cnn", "0", str(row["seed"]), "run")
+        config = json.loads(row["config_json"])
+        params = run.data.params
+        assert params["variant"] == row["variant"] and params["temperature"] == str(config["temperature"])
+        curves = json.loads((tmp_path / "results" / "smoke" / row["artifacts"] / "result.json").read_text())["curves"]
+        history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "test/emo_ua")]
+        assert sorted(history) == [(c["epoch"], pytest.approx(c["emo_ua"])) for c in curves]
+        assert run.data.metrics["final/emo_ua"] == pytest.approx(row["emo_ua"])
+
+    # Resumed: nothing runs, so nothing is logged.
+    smoke(data_dir, tmp_path / "results", "--executor", "local", "--log", "mlflow")
+    assert len(client.search_runs([experiment])) == len(runs)  # nothing ran: no parent made either
