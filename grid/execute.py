@@ -17,6 +17,7 @@ import importlib
 import logging
 import math
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 from grid.progress import Progress
 from grid.result_store import ResultStore
 from grid.tracking import Trackers
-from grid.trials import FINISHED, ExperimentLike, TrialSpec, outcome_of, trial_row
+from grid.trials import FINISHED, LOST, ExperimentLike, TrialSpec, outcome_of, trial_row
 from hcld.config import TrialConfig, TrialResult
 from hcld.errors import HcldError
 from hcld.metrics import METRICS, VALIDATION_METRICS
@@ -99,7 +100,7 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
             trackers.epoch(spec, metrics)
 
         progress.start(spec.trial_id, spec.label)
-        attempt = spec.attempts_before
+        attempt, failures = spec.attempts_before, spec.failures_before
         while True:
             attempt += 1
             artifacts = Path(spec.artifacts_dir)
@@ -113,7 +114,8 @@ def run_local(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultS
                                seconds=time.perf_counter() - start, error=describe_error(exc))
                 store.append([row])
                 trackers.end(spec, row)
-                will_retry = attempt <= max_failures
+                failures += 1
+                will_retry = failures <= max_failures
                 progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
                 if will_retry:
                     continue
@@ -201,6 +203,12 @@ def start_ray(*, address: str | None, dashboard: bool, verbose: bool,
 # -- Ray Tune executor ----------------------------------------------------------------------------
 
 FINAL_KEY = "hcld_final"  # marks the trainable's last report, the one that carries the outcome
+FAILED_KEY = "hcld_failed"  # a report of an attempt that raised: its error (then a retry, or the end)
+NODE_KEY = "hcld_node"  # every report says which Ray node it ran on (node id), to name a lost node
+STARTED_KEY = "hcld_started"  # the trainable's first report: only where it runs
+# Attempts a trial may lose to a dying worker process or node, per run, before it is given up:
+# Ray Tune restarts it elsewhere. They are not the trial's fault, so not part of --max-failures.
+LOST_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -231,10 +239,14 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def ray_trainable(param: dict[str, Any], *, specs: dict[str, dict[str, Any]], experiment,
-                  trial_fn: str | TrialFn) -> None:
+                  trial_fn: str | TrialFn, max_failures: int = 0) -> None:
     """Runs in a Ray worker: one trial, per-epoch metrics to Tune, the outcome as the last report.
     `specs` and `experiment` arrive once through the object store (tune.with_parameters); the
-    features themselves are memory-mapped by each worker from the feature store, never pickled."""
+    features themselves are memory-mapped by each worker from the feature store, never pickled.
+
+    An attempt that raises is reported (FAILED_KEY) and retried here, as the local executor does,
+    within --max-failures: Ray Tune's own restarts are left for what the trial cannot help, a
+    worker process or a node dying under it (LOST_RETRIES)."""
     import ray
     import torch
     from ray import tune
@@ -248,11 +260,54 @@ def ray_trainable(param: dict[str, Any], *, specs: dict[str, dict[str, Any]], ex
     fn = resolve_trial_fn(trial_fn)
     artifacts = Path(spec.artifacts_dir)
     artifacts.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    result = fn(spec, experiment, on_epoch=lambda m: tune.report(_scalars(m)),
-                artifacts_dir=artifacts)
-    tune.report({FINAL_KEY: 1, "trial_seconds": time.perf_counter() - start,
-                 **outcome_of(result)})
+    where = {NODE_KEY: ray.get_runtime_context().get_node_id()}
+    tune.report({STARTED_KEY: 1, **where})  # so a node lost before the first epoch is still named
+    failures = spec.failures_before
+    while True:
+        start = time.perf_counter()
+        try:
+            result = fn(spec, experiment, on_epoch=lambda m: tune.report({**_scalars(m), **where}),
+                        artifacts_dir=artifacts)
+        except Exception as exc:  # recorded by the driver; retried here within the trial's budget
+            failures += 1
+            will_retry = failures <= max_failures
+            tune.report({FAILED_KEY: describe_error(exc), "trial_seconds": time.perf_counter() - start,
+                         "will_retry": will_retry, **where})
+            if will_retry:
+                continue
+            return
+        tune.report({FINAL_KEY: 1, "trial_seconds": time.perf_counter() - start, **outcome_of(result), **where})
+        return
+
+
+def _node_of_actor(error: str) -> str | None:
+    """The node of the actor an error names ("The actor <id> is unavailable / died"), from the
+    GCS's actor table, which keeps dead actors: a trial lost before its first report is still
+    placed. Ray's public state API needs the dashboard; this private accessor does not."""
+    found = re.search(r"[Aa]ctor (?:ID )?([0-9a-f]{32})", error)
+    if found is None:
+        return None
+    try:
+        from ray._private.state import actors
+
+        node = actors(actor_id=found.group(1))["Address"]["NodeID"]
+    except Exception:  # another Ray version's table, or the GCS unreachable: the caller falls back
+        return None
+    return node or None
+
+
+def _loss(node: str | None) -> str:
+    """What died under a trial whose last report came from `node`: the node, or (the node still
+    alive) its worker process there."""
+    if node is None:
+        return "its worker (node unknown)"
+    import ray
+
+    try:
+        alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}.get(node)
+    except Exception:  # the cluster's state is unreadable: say what is known
+        alive = None
+    return f"its worker on node {node[:12]}" if alive else f"node {node[:12]}"
 
 
 def _error_of(trial) -> str:
@@ -265,8 +320,9 @@ def _error_of(trial) -> str:
         if isinstance(cause, BaseException):
             exc = cause
         return describe_error(exc)
-    if trial.error_file and Path(trial.error_file).exists():
-        return Path(trial.error_file).read_text()[-4000:]
+    if trial.error_file and Path(trial.error_file).exists():  # one "Failure # N (occurred at ...)" block per failure
+        text = Path(trial.error_file).read_text()
+        return re.split(r"^Failure # \d+ \(occurred at [^)]*\)\n", text, flags=re.M)[-1].strip()[-4000:]
     return "trial failed without an error message (worker lost?)"
 
 
@@ -290,16 +346,19 @@ def _store_callback_class():
             self.progress, self.max_failures, self.stopping = progress, max_failures, stopping
             self.trackers = trackers or Trackers()
             self.started: dict[str, float] = {}
-            self.failures: dict[str, int] = {}
+            self.failures: dict[str, int] = {}  # attempts of this run that ended failed, any cause
             self.best: dict[str, dict] = {}  # with early stopping: each trial's best epoch so far
+            self.node_of: dict[str, str] = {}  # the node of each trial's latest report
+            self.lost_on: dict[str, str] = {}  # a trial lost with a node, until it reports from another
 
         def on_trial_start(self, iteration, trials, trial, **info):
             spec = self.by_id[trial.config["trial_id"]]
-            # Attempts already spent in earlier runs count against this trial's retry budget.
-            trial.max_failures = max(0, self.max_failures - spec.attempts_before)
             self.started[spec.trial_id] = time.perf_counter()
             self.progress.start(spec.trial_id, spec.label)
             self.trackers.start(spec)
+
+        def _attempt(self, spec) -> int:
+            return spec.attempts_before + self.failures.get(spec.trial_id, 0) + 1
 
         def _record(self, spec, row, *, will_retry: bool = False) -> None:
             self.store.append([row])
@@ -310,24 +369,64 @@ def _store_callback_class():
                 self.progress.fail(spec.trial_id, spec.label, row, will_retry=will_retry)
 
         def _failed(self, trial, *, will_retry: bool) -> None:
+            """Ray Tune saw the trial's actor die (its worker process, or its node): the trial's own
+            errors are caught and reported by ray_trainable. The row names the node and says which."""
             spec = self.by_id[trial.config["trial_id"]]
-            self.failures[spec.trial_id] = self.failures.get(spec.trial_id, 0) + 1
+            tid = spec.trial_id
             now = time.perf_counter()
-            row = trial_row(spec, self.experiment,
-                           attempt=spec.attempts_before + self.failures[spec.trial_id],
-                           seconds=now - self.started.get(spec.trial_id, now),
-                           error=_error_of(trial))
-            self.started[spec.trial_id] = now
+            detail = _error_of(trial)
+            node = _node_of_actor(detail) or self.node_of.get(tid)
+            lost = re.search(r"[Aa]ctor .*(unavailable|died|dead)", detail) is not None
+            # anything else that escaped ray_trainable (it catches the trial's Exceptions) is the trial's
+            error = f"{LOST} {_loss(node)}: {detail}" if lost else detail
+            if not will_retry:
+                error += f" (given up: {LOST_RETRIES + 1} attempts lost to Ray in this run)"
+            row = trial_row(spec, self.experiment, attempt=self._attempt(spec),
+                            seconds=now - self.started.get(tid, now), error=error)
+            self.failures[tid] = self.failures.get(tid, 0) + 1
+            self.started[tid] = now
+            self.best.pop(tid, None)
+            if will_retry and node and lost:
+                self.lost_on[tid] = node
             self._record(spec, row, will_retry=will_retry)
+            if will_retry and lost:
+                self.progress.note(f"    lost   {spec.label} with {_loss(node)}; Ray Tune restarts it "
+                                   f"(not counted against --max-failures)")
+
+        def _attempt_failed(self, spec, result) -> None:
+            """ray_trainable caught an error of the trial itself: a failed row, then its retry or the end."""
+            tid = spec.trial_id
+            will_retry = bool(result.get("will_retry"))
+            row = trial_row(spec, self.experiment, attempt=self._attempt(spec),
+                            seconds=float(result.get("trial_seconds", 0.0)), error=result[FAILED_KEY])
+            self.failures[tid] = self.failures.get(tid, 0) + 1
+            self._record(spec, row, will_retry=will_retry)
+            if will_retry:
+                self.started[tid] = time.perf_counter()
+                self.best.pop(tid, None)
+                self.trackers.start(spec)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            spec = self.by_id[trial.config["trial_id"]]
+            tid = spec.trial_id
+            node = result.get(NODE_KEY)
+            if node:
+                lost = self.lost_on.pop(tid, None)
+                if lost is not None:
+                    self.progress.note(f"    moved  {spec.label}: restarted on node {node[:12]} "
+                                       f"(lost with node {lost[:12]})")
+                self.node_of[tid] = node
+            if STARTED_KEY in result:
+                return
+            if FAILED_KEY in result:
+                self._attempt_failed(spec, result)
+                return
             if FINAL_KEY in result:
                 return
-            self.trackers.epoch(self.by_id[trial.config["trial_id"]], result)
+            self.trackers.epoch(spec, result)
             if self.stopping is None:
                 return
             value = result.get(self.stopping.metric)
-            tid = trial.config["trial_id"]
             best = self.best.setdefault(tid, {"epochs_run": 0})
             best["epochs_run"] = int(result.get("epoch", best["epochs_run"] + 1))
             if value is not None and math.isfinite(value) and value > best.get(self.stopping.metric, -math.inf):
@@ -351,7 +450,9 @@ def _store_callback_class():
         def on_trial_complete(self, iteration, trials, trial, **info):
             spec = self.by_id[trial.config["trial_id"]]
             last = trial.last_result or {}
-            attempt = spec.attempts_before + self.failures.get(spec.trial_id, 0) + 1
+            attempt = self._attempt(spec)
+            if FAILED_KEY in last:  # given up after its own failures: every attempt is recorded
+                return
             if last.get(FINAL_KEY):
                 row = trial_row(spec, self.experiment, attempt=attempt,
                                seconds=last["trial_seconds"], outcome=last)
@@ -436,7 +537,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
     trainable = tune.with_parameters(
         ray_trainable,
         specs={s.trial_id: {**dataclasses.asdict(s), "config": s.config.to_dict()} for s in specs},
-        experiment=experiment, trial_fn=trial_fn)
+        experiment=experiment, trial_fn=trial_fn, max_failures=max_failures)
     trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
@@ -450,7 +551,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         run_config=tune.RunConfig(
             name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(store.folder / "ray"),
-            failure_config=tune.FailureConfig(max_failures=max_failures),
+            failure_config=tune.FailureConfig(max_failures=LOST_RETRIES),  # lost workers / nodes only
             # Tune's default loggers minus TensorBoard's, the slowest per result (see below).
             callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback()],
             verbose=None if verbose else 0,

@@ -16,7 +16,6 @@ which of the plan's trials the store already holds.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,6 +243,5 @@ def trial_state(plan: GridPlan, data_key: str, store: ResultStore, max_failures:
     specs = make_specs(plan.points, data_key, store, plan.sweeps, save_models=save_models)
     state = store.plan([s.trial_id for s in specs], max_failures)
     todo = set(state.pending)
-    pending = [dataclasses.replace(s, attempts_before=state.attempts[s.trial_id])
-               for s in specs if s.trial_id in todo]
+    pending = [state.resumed(s) for s in specs if s.trial_id in todo]
     return TrialState(specs, state, pending)

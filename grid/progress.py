@@ -96,6 +96,10 @@ class Progress:
         self._print(f"[{n:>{len(str(self.total))}}/{self.total}] FAILED {label} after "
                     f"{row['attempts']} attempt(s): {error[0][:160]}  | {self._status()}")
 
+    def note(self, text: str) -> None:
+        """A line about the run itself (a lost node, a moved trial), between the trial lines."""
+        self._print(text)
+
     def elapsed(self) -> str:
         return _duration(time.monotonic() - self.started_at)
 

@@ -4,7 +4,7 @@ resume and dedupe.
 One row per trial *attempt outcome* (done, stopped by a tune's scheduler, or failed). A row is
 written the moment its trial ends, by replacing the whole file atomically (write a sibling file,
 fsync, os.replace), so a reader or a killed driver only ever sees the old file or the new one,
-never half of one — provided the reader opens the file once (`read_snapshot`): pyarrow given a
+never half of one — provided the reader reads the file once (`read_snapshot`): pyarrow given a
 path opens it twice (footer, then pages) and can pair the old footer with the new file's pages.
 The file is small (one row per trial) so the read-modify-write is cheap.
 """
@@ -16,7 +16,7 @@ import math
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from grid.trials import FINISHED, PREDICTION_SCHEMA, PREDICTIONS_TABLE, SCHEMA, now
+from grid.trials import FINISHED, LOST, PREDICTION_SCHEMA, PREDICTIONS_TABLE, SCHEMA, TrialSpec, now
 from hcld.errors import HcldError
 from hcld.fileio import atomic_path
 from hcld.labels import EMOTIONS
@@ -33,8 +33,11 @@ from hcld.train import PREDICTIONS_FILE  # the file a trial writes, named where 
 
 
 def read_snapshot(path: Path, **read_options: Any) -> pa.Table:
-    """`path` read through one open file, so a concurrent os.replace cannot mix two versions."""
-    with open(path, "rb") as file:
+    """`path` read through one open file, so a concurrent os.replace cannot mix two versions.
+    A native pyarrow file: given a Python file or an in-memory buffer instead, pyarrow's reader
+    threads made 1 in 6 interpreters abort at exit here ("terminate called without an active
+    exception"); a path, it opens the file twice."""
+    with pa.OSFile(str(path)) as file:
         return pq.read_table(file, **read_options)
 
 
@@ -100,6 +103,13 @@ class Plan:
     done: list[str]  # finished (done, or stopped by a scheduler) earlier: skipped
     gave_up: list[str]  # failed max_failures + 1 times already: skipped
     attempts: dict[str, int]  # attempts made so far, per id
+    failures: dict[str, int] = field(default_factory=dict)  # of those, failures of the trial itself
+
+    def resumed(self, spec: TrialSpec) -> TrialSpec:
+        """`spec` with what earlier runs spent on it: its attempts, and its own failures (not
+        attempts lost with a node or worker, grid.trials.LOST)."""
+        return replace(spec, attempts_before=self.attempts.get(spec.trial_id, 0),
+                       failures_before=self.failures.get(spec.trial_id, 0))
 
 
 class ResultStore:
@@ -186,16 +196,20 @@ class ResultStore:
     def plan(self, trial_ids: list[str], max_failures: int) -> Plan:
         """Split trials into pending / done / gave-up from what the store already holds."""
         attempts: dict[str, int] = {}
+        failures: dict[str, int] = {}
         done: set[str] = set()
-        for r in self.read().select(["trial_id", "status"]).to_pylist():
+        for r in self.read().select(["trial_id", "status", "error"]).to_pylist():
             attempts[r["trial_id"]] = attempts.get(r["trial_id"], 0) + 1
             if r["status"] in FINISHED:
                 done.add(r["trial_id"])
-        plan = Plan([], [], [], {t: attempts.get(t, 0) for t in trial_ids})
+            elif not (r["error"] or "").startswith(LOST):
+                failures[r["trial_id"]] = failures.get(r["trial_id"], 0) + 1
+        plan = Plan([], [], [], {t: attempts.get(t, 0) for t in trial_ids},
+                    {t: failures.get(t, 0) for t in trial_ids})
         for t in trial_ids:
             if t in done:
                 plan.done.append(t)
-            elif attempts.get(t, 0) > max_failures:
+            elif failures.get(t, 0) > max_failures:
                 plan.gave_up.append(t)
             else:
                 plan.pending.append(t)

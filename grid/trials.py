@@ -37,6 +37,11 @@ SOURCE_PACKAGES = ("hcld",)  # only code that decides a trial's numbers lives he
 STATUSES = ("done", "stopped", "failed")
 FINISHED = ("done", "stopped")
 
+# How the `error` of a failed row lost to the infrastructure begins: its Ray worker process or the
+# whole node died under it (grid.execute names which, and the node). Such an attempt is not the
+# trial's fault, so it is not counted against --max-failures (grid.result_store.Plan), only recorded.
+LOST = "lost:"
+
 # The stages of a tune (grid.tune); rows of `hcld-grid run` have none (null).
 STAGES = ("search", "final")
 
@@ -221,6 +226,7 @@ class TrialSpec:
     code_version: str
     artifacts_dir: str  # absolute: workers write there directly (shared storage on a cluster)
     attempts_before: int = 0  # attempts recorded in the store by earlier runs
+    failures_before: int = 0  # of those, the failures that count against --max-failures (not LOST ones)
     setting: str = ""  # its swept values, e.g. "temperature=0.5" (grid.sweeps.setting_label)
     stage: str | None = None  # a tune's trial: one of STAGES (grid.tune); None for `hcld-grid run`
     draw: int | None = None  # a tune's trial: index of its searched configuration

@@ -94,7 +94,8 @@ _GRID_OPTIONS = [
                  help="Join an existing Ray cluster instead of starting a local one."),
     click.option("--no-dashboard", is_flag=True, help="Do not start the Ray dashboard."),
     click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
-                 help="Retries of a failed trial (counted across runs) before giving up on it."),
+                 help="Retries of a failed trial (counted across runs) before giving up on it; attempts "
+                      "lost with a Ray node or worker process do not count."),
     click.option("--save-models", is_flag=True,
                  help="Keep each trial's reported model (weights, label set, how its features were made) in "
                       "its artifacts folder, for `hcld-grid predict`. Trials finished before keep none."),

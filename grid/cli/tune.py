@@ -12,7 +12,7 @@ import math
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -166,12 +166,12 @@ def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: 
     ids = [[s.trial_id for s in specs] for specs in per_group]
     state = store.plan([s.trial_id for s in search], max_failures)
     unfinished = set(state.pending)
-    search = [replace(s, attempts_before=state.attempts[s.trial_id]) for s in search]
+    search = [state.resumed(s) for s in search]
     choices = [select(g, p, g_ids, rows, unfinished, plan.budget) for g, p, g_ids in zip(plan.groups, points, ids)]
     final_points = [p for c in choices if c is not None for p in c.final_points(plan.seeds)]
     finals = make_specs(final_points, data_key, store, save_models=save_models)  # search trials keep none
     final_state = store.plan([s.trial_id for s in finals], max_failures)
-    finals = [replace(s, attempts_before=final_state.attempts[s.trial_id]) for s in finals]
+    finals = [final_state.resumed(s) for s in finals]
     return TuneState(search, ids, unfinished, set(state.gave_up), choices, finals, set(final_state.done),
                      set(final_state.gave_up))
 
@@ -179,7 +179,7 @@ def tune_state(plan: TunePlan, data_key: str, store: ResultStore, max_failures: 
 def _pending(specs: list[TrialSpec], store: ResultStore, max_failures: int) -> list[TrialSpec]:
     state = store.plan([s.trial_id for s in specs], max_failures)
     todo = set(state.pending)
-    return [replace(s, attempts_before=state.attempts[s.trial_id]) for s in specs if s.trial_id in todo]
+    return [state.resumed(s) for s in specs if s.trial_id in todo]
 
 
 def _run_stage(o: TuneOptions, name: str, specs: list[TrialSpec], experiment, store: ResultStore,

@@ -93,6 +93,21 @@ def test_plan_splits_done_pending_and_given_up(tmp_path):
     assert s.plan(["failed_twice"], max_failures=2).pending == ["failed_twice"]
 
 
+def test_attempts_lost_with_a_node_are_recorded_but_not_held_against_the_trial(tmp_path):
+    from grid.trials import LOST
+
+    s = ResultStore(tmp_path, "g")
+    s.append([row("a", "failed", 1, error=f"{LOST} node 1a2b3c4d5e6f: the actor died"),
+              row("a", "failed", 2, error=f"{LOST} its worker on node 1a2b3c4d5e6f: the actor died"),
+              row("b", "failed", 1), row("b", "failed", 2, error=f"{LOST} node 1a2b3c4d5e6f: the actor died")])
+    p = s.plan(["a", "b"], max_failures=0)
+    assert p.pending == ["a"] and p.gave_up == ["b"]  # a has no failure of its own; b has one
+    assert (p.attempts, p.failures) == ({"a": 2, "b": 2}, {"a": 0, "b": 1})
+    spec = p.resumed(store_mod.TrialSpec(trial_id="a", grid="g", config=TrialConfig(), fold=0, data_key="d",
+                                         code_version="v", artifacts_dir="/x"))
+    assert (spec.attempts_before, spec.failures_before) == (2, 0)  # numbering goes on; the budget is whole
+
+
 def test_unreadable_store_is_an_error_not_overwritten(tmp_path):
     s = ResultStore(tmp_path / "g", "g")
     s.folder.mkdir(parents=True)

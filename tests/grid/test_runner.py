@@ -77,11 +77,8 @@ def plan(tmp_path, variants=("emo_only", "orth", "hcld"), max_failures=0):
 
 
 def pending(store, specs, max_failures):
-    import dataclasses
-
     p = store.plan([s.trial_id for s in specs], max_failures)
-    return [dataclasses.replace(s, attempts_before=p.attempts[s.trial_id])
-            for s in specs if s.trial_id in p.pending]
+    return [p.resumed(s) for s in specs if s.trial_id in p.pending]
 
 
 def by_status(store):
@@ -209,12 +206,14 @@ def test_ray_runs_the_grid_and_writes_rows_as_trials_finish(tmp_path, ray_sessio
     assert sorted(r["trial_id"] for r in rows) == sorted(s.trial_id for s in specs)
     assert all(r["status"] == "done" and r["device"] == "cpu" for r in rows)
     assert {round(r["emo_ua"], 3) for r in rows} == {0.5, 0.6}
-    # Tune saw one report per epoch, then the outcome, in short per-trial folders under ray/.
+    # Tune saw where the trial runs, one report per epoch, then the outcome, each naming the node,
+    # in short per-trial folders under ray/.
     for spec in specs:
         (trial_dir,) = (store.folder / "ray").glob(f"run-*/{spec.trial_id}")
         reports = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
-        assert [r.get("epoch") for r in reports] == [0, 1, None]
-        assert reports[-1]["hcld_final"] == 1
+        assert [r.get("epoch") for r in reports] == [None, 0, 1, None]
+        assert reports[0]["hcld_started"] == 1 and reports[-1]["hcld_final"] == 1
+        assert len({r["hcld_node"] for r in reports}) == 1
     assert "[6/6] done" in capsys.readouterr().out
 
 
