@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -42,7 +43,9 @@ def cluster():
     """Head (1 CPU) + worker (2 CPUs, so most trials land on it) on 127.0.0.1; yields the head's
     address, the worker raylet's node-manager port and the environment; kills both after."""
     temp = tempfile.mkdtemp(prefix="hr", dir="/tmp")  # Ray's socket paths must stay short
-    env = {**cli_env("test_node_loss:slow_trial"), "RAY_AUTH_MODE": "token"}
+    # Token auth as a new local cluster has it; a fresh token in the environment, so neither a
+    # missing ~/.ray/auth_token nor the user's own is involved.
+    env = {**cli_env("test_node_loss:slow_trial"), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     port, worker_port = free_port(), free_port()
     try:
         subprocess.run([RAY, "start", "--head", "--num-cpus=1", f"--port={port}", "--node-ip-address=127.0.0.1",
