@@ -1,10 +1,12 @@
 """A worker node lost mid-grid on a real 2-node Ray cluster (a head and a worker started with
 `ray start` on 127.0.0.1, token auth): every trial ends done exactly once, the attempts lost with
 the node are failed rows naming it and are not held against --max-failures (0 here), and the
-terminal says which trials were lost and where they were restarted."""
+terminal says which trials were lost and where they were restarted. And a worker node that joins
+mid-grid takes trials."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -38,24 +40,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Cluster:
+    """A Ray cluster of this machine's processes: a head of 1 CPU, and worker nodes of 2 CPUs
+    (so most trials land on them) joined with `ray start --address`, all on 127.0.0.1."""
+
+    def __init__(self):
+        self.temp = tempfile.mkdtemp(prefix="hr", dir="/tmp")  # Ray's socket paths must stay short
+        # Token auth as a new local cluster has it; a fresh token in the environment, so neither a
+        # missing ~/.ray/auth_token nor the user's own is involved.
+        self.env = {**cli_env("test_node_loss:slow_trial"), "RAY_AUTH_MODE": "token",
+                    "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+        self.address = f"127.0.0.1:{free_port()}"
+        self._ray("start", "--head", "--num-cpus=1", f"--port={self.address.split(':')[1]}",
+                  "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={self.temp}")
+
+    def _ray(self, *args: str) -> None:
+        subprocess.run([RAY, *args], env=self.env, check=True, capture_output=True, timeout=120)
+
+    def add_worker(self) -> int:
+        """Join a worker node; its raylet's node-manager port (to find and kill it)."""
+        port = free_port()
+        self._ray("start", f"--address={self.address}", "--num-cpus=2", "--node-ip-address=127.0.0.1",
+                  f"--node-manager-port={port}")
+        return port
+
+    def close(self) -> None:
+        subprocess.run(["pkill", "-9", "-f", self.temp], check=False)  # every process of this cluster
+
+
 @pytest.fixture
 def cluster():
-    """Head (1 CPU) + worker (2 CPUs, so most trials land on it) on 127.0.0.1; yields the head's
-    address, the worker raylet's node-manager port and the environment; kills both after."""
-    temp = tempfile.mkdtemp(prefix="hr", dir="/tmp")  # Ray's socket paths must stay short
-    # Token auth as a new local cluster has it; a fresh token in the environment, so neither a
-    # missing ~/.ray/auth_token nor the user's own is involved.
-    env = {**cli_env("test_node_loss:slow_trial"), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    port, worker_port = free_port(), free_port()
+    made = Cluster()
     try:
-        subprocess.run([RAY, "start", "--head", "--num-cpus=1", f"--port={port}", "--node-ip-address=127.0.0.1",
-                        "--include-dashboard=false", f"--temp-dir={temp}"], env=env, check=True,
-                       capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=2", "--node-ip-address=127.0.0.1",
-                        f"--node-manager-port={worker_port}"], env=env, check=True, capture_output=True, timeout=120)
-        yield f"127.0.0.1:{port}", worker_port, env
+        yield made
     finally:
-        subprocess.run(["pkill", "-9", "-f", temp], check=False)
+        made.close()
+
+
+def start_grid(cluster: Cluster, tmp_path: Path, data_dir: Path) -> tuple[subprocess.Popen, Path]:
+    results = tmp_path / "results"
+    driver = subprocess.Popen([*CLI, "smoke", "--address", cluster.address, "--max-failures", "0", "--data-dir",
+                               str(data_dir), "--results-dir", str(results), "--no-dashboard"],
+                              env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return driver, results / "smoke" / "trials.parquet"
+
+
+def wait_for_rows(driver: subprocess.Popen, store: Path, rows: int) -> None:
+    deadline = time.monotonic() + 120
+    while not (store.exists() and len(read_snapshot(store)) >= rows):
+        assert driver.poll() is None, driver.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
 
 
 def worker_raylet(node_manager_port: int) -> int:
@@ -66,17 +101,9 @@ def worker_raylet(node_manager_port: int) -> int:
 
 
 def test_a_worker_node_killed_mid_grid_costs_no_trial_and_no_retry_budget(tmp_path, data_dir, cluster):
-    address, worker_port, env = cluster
-    results = tmp_path / "results"
-    store = results / "smoke" / "trials.parquet"
-    driver = subprocess.Popen([*CLI, "smoke", "--address", address, "--max-failures", "0", "--data-dir",
-                               str(data_dir), "--results-dir", str(results), "--no-dashboard"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not (store.exists() and len(read_snapshot(store)) >= 2):
-        assert driver.poll() is None, driver.stdout.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    worker_port = cluster.add_worker()
+    driver, store = start_grid(cluster, tmp_path, data_dir)
+    wait_for_rows(driver, store, 2)
     os.kill(worker_raylet(worker_port), signal.SIGKILL)  # the node dies: its raylet and so its workers
     out, _ = driver.communicate(timeout=150)
     assert driver.returncode == 0, out
@@ -95,3 +122,19 @@ def test_a_worker_node_killed_mid_grid_costs_no_trial_and_no_retry_budget(tmp_pa
         moved = re.search(rf"moved  {label}: restarted on node ([0-9a-f]{{12}})", out)
         assert moved and moved.group(1) != lost_node, out
     assert "15 done, 0 failed" in out
+
+
+def test_a_worker_node_that_joins_mid_grid_takes_trials(tmp_path, data_dir, cluster):
+    driver, store = start_grid(cluster, tmp_path, data_dir)  # the head alone: one trial at a time
+    wait_for_rows(driver, store, 2)
+    cluster.add_worker()
+    out, _ = driver.communicate(timeout=150)
+    assert driver.returncode == 0, out
+    rows = read_snapshot(store).to_pylist()
+    assert sorted(r["status"] for r in rows) == ["done"] * 15  # nothing lost, nothing twice
+    # Where each trial ran: every report of a trial names its node (Tune's result.json per trial).
+    nodes = {}
+    for path in (store.parent / "ray").glob("run-*/*/result.json"):
+        reports = [json.loads(line) for line in path.read_text().splitlines()]
+        nodes[path.parent.name] = reports[-1]["hcld_node"]
+    assert len(nodes) == 15 and len(set(nodes.values())) == 2  # the new node took some of the trials
