@@ -22,6 +22,7 @@ import pytest
 from cli_testing import cli_env
 from test_runner import ok_trial
 
+from grid.execute import TRIAL_FN_ENV
 from grid.result_store import read_snapshot
 from grid.trials import LOST
 
@@ -31,6 +32,11 @@ CLI = [sys.executable, "-c", "from grid.cli.run import run; run(prog_name='hcld-
 
 def slow_trial(spec, experiment, *, on_epoch, artifacts_dir):
     time.sleep(1.5)  # long enough that trials are running on the worker when it is killed
+    return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
+
+
+def slower_trial(spec, experiment, *, on_epoch, artifacts_dir):
+    time.sleep(3.0)  # the head alone would need 45 s: a node joining after 2 rows finds trials left
     return ok_trial(spec, experiment, on_epoch=on_epoch, artifacts_dir=artifacts_dir)
 
 
@@ -77,11 +83,13 @@ def cluster():
         made.close()
 
 
-def start_grid(cluster: Cluster, tmp_path: Path, data_dir: Path) -> tuple[subprocess.Popen, Path]:
+def start_grid(cluster: Cluster, tmp_path: Path, data_dir: Path,
+               trial_fn: str = "test_node_loss:slow_trial") -> tuple[subprocess.Popen, Path]:
     results = tmp_path / "results"
     driver = subprocess.Popen([*CLI, "smoke", "--address", cluster.address, "--max-failures", "0", "--data-dir",
                                str(data_dir), "--results-dir", str(results), "--no-dashboard"],
-                              env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              env={**cluster.env, TRIAL_FN_ENV: trial_fn}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
     return driver, results / "smoke" / "trials.parquet"
 
 
@@ -125,7 +133,7 @@ def test_a_worker_node_killed_mid_grid_costs_no_trial_and_no_retry_budget(tmp_pa
 
 
 def test_a_worker_node_that_joins_mid_grid_takes_trials(tmp_path, data_dir, cluster):
-    driver, store = start_grid(cluster, tmp_path, data_dir)  # the head alone: one trial at a time
+    driver, store = start_grid(cluster, tmp_path, data_dir, "test_node_loss:slower_trial")  # the head: 1 at a time
     wait_for_rows(driver, store, 2)
     cluster.add_worker()
     out, _ = driver.communicate(timeout=150)
