@@ -341,9 +341,9 @@ def _store_callback_class():
     class StoreCallback(tune.Callback):
         """Runs in the driver: turns Tune's trial events into store rows and progress lines."""
 
-        def __init__(self, by_id, experiment, store, progress, max_failures, stopping=None, trackers=None):
+        def __init__(self, by_id, experiment, store, progress, stopping=None, trackers=None):
             self.by_id, self.experiment, self.store = by_id, experiment, store
-            self.progress, self.max_failures, self.stopping = progress, max_failures, stopping
+            self.progress, self.stopping = progress, stopping  # the retry budget lives in ray_trainable
             self.trackers = trackers or Trackers()
             self.started: dict[str, float] = {}
             self.failures: dict[str, int] = {}  # attempts of this run that ended failed, any cause
@@ -378,7 +378,8 @@ def _store_callback_class():
             node = _node_of_actor(detail) or self.node_of.get(tid)
             lost = re.search(r"[Aa]ctor .*(unavailable|died|dead)", detail) is not None
             # anything else that escaped ray_trainable (it catches the trial's Exceptions) is the trial's
-            error = f"{LOST} {_loss(node)}: {detail}" if lost else detail
+            what = _loss(node)  # asks the GCS once
+            error = f"{LOST} {what}: {detail}" if lost else detail
             if not will_retry:
                 error += f" (given up: {LOST_RETRIES + 1} attempts lost to Ray in this run)"
             row = trial_row(spec, self.experiment, attempt=self._attempt(spec),
@@ -390,7 +391,7 @@ def _store_callback_class():
                 self.lost_on[tid] = node
             self._record(spec, row, will_retry=will_retry)
             if will_retry and lost:
-                self.progress.note(f"    lost   {spec.label} with {_loss(node)}; Ray Tune restarts it "
+                self.progress.note(f"    lost   {spec.label} with {what}; Ray Tune restarts it "
                                    f"(not counted against --max-failures)")
 
         def _attempt_failed(self, spec, result) -> None:
@@ -532,7 +533,7 @@ def run_ray(specs: list[TrialSpec], experiment: ExperimentLike, store: ResultSto
         raise HcldError(f"--gpus-per-trial {gpus_per_trial}: the Ray cluster has no GPU; "
                         f"use --gpus-per-trial 0 to run on CPU workers")
     by_id = {s.trial_id: s for s in specs}
-    callback = _store_callback_class()(by_id, experiment, store, progress, max_failures, early_stopping, trackers)
+    callback = _store_callback_class()(by_id, experiment, store, progress, early_stopping, trackers)
 
     trainable = tune.with_parameters(
         ray_trainable,

@@ -294,7 +294,7 @@ def test_the_store_callback_pickles_for_a_ray_client_head(tmp_path):
     from grid.execute import _store_callback_class
 
     experiment, store, specs = plan(tmp_path)
-    callback = _store_callback_class()({s.trial_id: s for s in specs}, experiment, store, Progress(len(specs)), 0)
+    callback = _store_callback_class()({s.trial_id: s for s in specs}, experiment, store, Progress(len(specs)))
     clone = cloudpickle.loads(cloudpickle.dumps(callback))
     assert clone.store.path == store.path and set(clone.by_id) == {s.trial_id for s in specs}
 
